@@ -1,0 +1,76 @@
+"""The ``radproof`` command: thin wiring of the library, nothing else.
+
+Each command group lives in its own module and registers itself on :data:`app`. Errors a user can
+cause (:class:`~radproof.errors.RadproofError`) are printed as one message with exit status 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from radproof import __version__
+from radproof.cli._common import Exit, err_console
+from radproof.errors import RadproofError
+
+app = typer.Typer(
+    name="radproof",
+    help="Prove whether a radiograph is real: signatures, watermarks, deepfake detection.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# Command modules, in the order they appear in --help. Each defines register(app).
+_COMMAND_MODULES: list[str] = []
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"radproof {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """radproof: prove whether a radiograph is real."""
+
+
+for _name in _COMMAND_MODULES:
+    importlib.import_module(_name).register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app, map user errors to a message and exit status 2."""
+    try:
+        app(args=argv, prog_name="radproof", standalone_mode=False)
+    except RadproofError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        return int(Exit.USAGE)
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
+    except typer.Abort:
+        err_console.print("aborted")
+        return int(Exit.USAGE)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return int(Exit.USAGE)
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Helpers shared by the command modules: passphrases, output, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import IntEnum
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from radproof.errors import PassphraseError
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+PASSPHRASE_ENV = "RADPROOF_PASSPHRASE"  # noqa: S105 (a variable name, not a secret)
+
+
+class Exit(IntEnum):
+    """Exit codes of every command (a contract, see docs/cli.md)."""
+
+    OK = 0  # all inputs passed
+    FAILED = 1  # at least one input failed its check
+    USAGE = 2  # usage or input error
+
+
+def read_passphrase(
+    passphrase_file: Path | None, *, what: str, confirm: bool = False, env: str = PASSPHRASE_ENV
+) -> bytes:
+    """A passphrase from a file, then the environment, then an interactive prompt.
+
+    Never from a command-line argument: those end up in shell history and process lists.
+    """
+    if passphrase_file is not None:
+        try:
+            text = passphrase_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise PassphraseError(f"cannot read passphrase file {passphrase_file}: {exc.strerror}") from None
+        value = text.rstrip("\r\n")
+        if not value:
+            raise PassphraseError(f"passphrase file {passphrase_file} is empty")
+        return value.encode("utf-8")
+    from_env = os.environ.get(env)
+    if from_env:
+        return from_env.encode("utf-8")
+    if not sys.stdin.isatty():
+        raise PassphraseError(f"a passphrase is needed for {what}: use --passphrase-file FILE or set {env}")
+    import getpass
+
+    first = getpass.getpass(f"Passphrase for {what}: ")
+    if confirm and getpass.getpass("Repeat passphrase: ") != first:
+        raise PassphraseError("the two passphrases differ")
+    if not first:
+        raise PassphraseError("an empty passphrase is not allowed")
+    return first.encode("utf-8")
+
+
+def print_json_line(obj: dict[str, Any]) -> None:
+    """One JSON object on its own line (JSON Lines), flushed so other tools can stream it."""
+    sys.stdout.write(json.dumps(obj, default=str, ensure_ascii=False) + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,135 @@
+"""Reading and writing PNG, JPEG and TIFF exports with Pillow."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, UnidentifiedImageError
+
+from radproof.errors import InputError, UnsupportedError
+from radproof.fileio import atomic_write_bytes
+from radproof.imaging.limits import check_declared_size
+from radproof.imaging.radiograph import Photometric, Radiograph, SourceFormat
+
+_FORMATS = {
+    "PNG": SourceFormat.PNG,
+    "JPEG": SourceFormat.JPEG,
+    "MPO": SourceFormat.JPEG,
+    "TIFF": SourceFormat.TIFF,
+}
+
+
+def sniff_raster(head: bytes) -> SourceFormat | None:
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return SourceFormat.PNG
+    if head.startswith(b"\xff\xd8\xff"):
+        return SourceFormat.JPEG
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return SourceFormat.TIFF
+    return None
+
+
+def load_raster(source: str | Path | bytes, *, name: str | None = None) -> Radiograph:
+    """Load a PNG, JPEG or TIFF as a grayscale Radiograph (8 or 16 bit as stored)."""
+    label = name or (str(source) if not isinstance(source, bytes) else "<bytes>")
+    if isinstance(source, bytes):
+        data = source
+    else:
+        from radproof.fileio import read_input_bytes
+
+        data = read_input_bytes(source)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            img = Image.open(io.BytesIO(data))
+        except UnidentifiedImageError:
+            raise InputError(f"{label}: not a readable PNG, JPEG or TIFF image") from None
+        except Exception as exc:
+            raise InputError(f"{label}: corrupt image ({str(exc)[:200]})") from None
+        fmt = _FORMATS.get(img.format or "")
+        if fmt is None:
+            raise UnsupportedError(f"{label}: image format {img.format} is not supported (PNG, JPEG, TIFF)")
+        width, height = img.size
+        samples = len(img.getbands())
+        check_declared_size(height, width, 1, 2 if img.mode.startswith("I") else 1, samples)
+        try:
+            img.load()
+        except Exception as exc:
+            raise InputError(f"{label}: image data is truncated or corrupt ({str(exc)[:200]})") from None
+        arr, bits, was_color = _to_gray(img, label)
+    dpi = img.info.get("dpi")
+    spacing = None
+    if dpi and all(isinstance(v, int | float) and v > 0 for v in dpi[:2]) and tuple(dpi[:2]) != (72, 72):
+        spacing = (25.4 / float(dpi[1]), 25.4 / float(dpi[0]))
+    return Radiograph(
+        pixels=arr,
+        bits_stored=bits,
+        photometric=Photometric.MONOCHROME2,
+        pixel_spacing=spacing,
+        source_format=fmt,
+        was_color=was_color,
+        path=None if isinstance(source, bytes) else Path(source),
+    )
+
+
+def _to_gray(img: Image.Image, label: str) -> tuple[npt.NDArray[Any], int, bool]:
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        arr = np.asarray(img).astype(np.uint16)
+        return arr, _bits_used(arr, 16), False
+    if mode in ("I", "F"):
+        arr = np.asarray(img)
+        if arr.size and (arr.min() < 0 or arr.max() > 65535):
+            raise UnsupportedError(f"{label}: {mode}-mode image with values outside 0..65535")
+        return arr.astype(np.uint16), 16, False
+    if mode == "1":
+        return np.asarray(img.convert("L")), 8, False
+    if mode == "L":
+        return np.asarray(img), 8, False
+    if mode in ("LA", "La"):
+        return np.asarray(img.getchannel(0)), 8, False
+    if mode in ("P", "PA"):
+        img = img.convert("RGB")
+        mode = "RGB"
+    rgb = np.asarray(img.convert("RGB")).astype(np.float32)
+    gray = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    was_color = bool(np.ptp(rgb, axis=2).max() > 2) if rgb.size else False
+    return np.clip(np.rint(gray), 0, 255).astype(np.uint8), 8, was_color
+
+
+def _bits_used(arr: npt.NDArray[Any], default: int) -> int:
+    if arr.size == 0:
+        return default
+    top = int(arr.max())
+    return max(8, min(default, top.bit_length())) if top > 255 else default
+
+
+def encode_raster(pixels: npt.NDArray[Any], fmt: str = "png", *, quality: int = 95) -> bytes:
+    """Encode a 2-D uint8 or uint16 array as PNG, TIFF (lossless) or JPEG (8-bit only)."""
+    fmt = fmt.lower().lstrip(".")
+    if pixels.ndim != 2:
+        raise ValueError("encode_raster expects one 2-D frame")
+    buf = io.BytesIO()
+    if fmt in ("jpg", "jpeg"):
+        if pixels.dtype != np.uint8:
+            raise ValueError("JPEG export needs 8-bit pixels; render the image first")
+        Image.fromarray(pixels, mode="L").save(buf, format="JPEG", quality=quality)
+    elif fmt in ("png", "tif", "tiff"):
+        if pixels.dtype == np.uint8:
+            img = Image.fromarray(pixels, mode="L")
+        else:
+            img = Image.fromarray(pixels.astype(np.uint16), mode="I;16")
+        img.save(buf, format="PNG" if fmt == "png" else "TIFF")
+    else:
+        raise UnsupportedError(f"cannot write format {fmt!r} (png, tiff, jpeg)")
+    return buf.getvalue()
+
+
+def save_raster(pixels: npt.NDArray[Any], path: str | Path, *, quality: int = 95) -> Path:
+    """Write an array to ``path`` atomically, format taken from the suffix."""
+    return atomic_write_bytes(path, encode_raster(pixels, Path(path).suffix or "png", quality=quality))
