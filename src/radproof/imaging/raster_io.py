@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, UnidentifiedImageError
 
-from radproof.errors import InputError, UnsupportedError
+from radproof.errors import InputError, ResourceLimitError, UnsupportedError
 from radproof.fileio import atomic_write_bytes
 from radproof.imaging.limits import check_declared_size
 from radproof.imaging.radiograph import Photometric, Radiograph, SourceFormat
@@ -47,6 +47,8 @@ def load_raster(source: str | Path | bytes, *, name: str | None = None) -> Radio
         warnings.simplefilter("ignore")
         try:
             img = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError as exc:
+            raise ResourceLimitError(f"{label}: {exc}") from None
         except UnidentifiedImageError:
             raise InputError(f"{label}: not a readable PNG, JPEG or TIFF image") from None
         except Exception as exc:
@@ -118,12 +120,9 @@ def encode_raster(pixels: npt.NDArray[Any], fmt: str = "png", *, quality: int = 
     if fmt in ("jpg", "jpeg"):
         if pixels.dtype != np.uint8:
             raise ValueError("JPEG export needs 8-bit pixels; render the image first")
-        Image.fromarray(pixels, mode="L").save(buf, format="JPEG", quality=quality)
+        Image.fromarray(pixels).save(buf, format="JPEG", quality=quality)
     elif fmt in ("png", "tif", "tiff"):
-        if pixels.dtype == np.uint8:
-            img = Image.fromarray(pixels, mode="L")
-        else:
-            img = Image.fromarray(pixels.astype(np.uint16), mode="I;16")
+        img = Image.fromarray(pixels if pixels.dtype == np.uint8 else pixels.astype(np.uint16))
         img.save(buf, format="PNG" if fmt == "png" else "TIFF")
     else:
         raise UnsupportedError(f"cannot write format {fmt!r} (png, tiff, jpeg)")

@@ -47,7 +47,17 @@ def render(
     """
     pixels = image.frame(frame)
     if center is None or width is None:
-        c, w = image.window if image.window is not None else auto_window(pixels)
+        header = image.window
+        if header is not None and not _window_fits(pixels, *header):
+            header = None  # the header window misses the data (seen in the wild); do not render a blank
+        c, w = header if header is not None else auto_window(pixels)
         center = c if center is None else center
         width = w if width is None else width
     return apply_window(pixels, center, width, invert=image.photometric is Photometric.MONOCHROME1)
+
+
+def _window_fits(pixels: npt.NDArray[np.generic], center: float, width: float) -> bool:
+    """True when at least 5% of the pixels fall inside the window."""
+    sample = pixels[:: max(1, pixels.shape[0] // 256), :: max(1, pixels.shape[1] // 256)].astype(np.float32)
+    inside = (sample >= center - width / 2) & (sample <= center + width / 2)
+    return bool(inside.mean() >= 0.05)
