@@ -74,9 +74,7 @@ def read_dataset(
         # A bare dataset: pydicom tells us how it was encoded.
         implicit = bool(ds.is_implicit_VR) if ds.is_implicit_VR is not None else True
         little = bool(ds.is_little_endian) if ds.is_little_endian is not None else True
-        uid = (
-            "1.2.840.10008.1.2" if implicit else ("1.2.840.10008.1.2.1" if little else "1.2.840.10008.1.2.2")
-        )
+        uid = "1.2.840.10008.1.2" if implicit else ("1.2.840.10008.1.2.1" if little else "1.2.840.10008.1.2.2")
         ds.file_meta = pydicom.dataset.FileMetaDataset()
         ds.file_meta.TransferSyntaxUID = UID(uid)
     return ds
@@ -108,15 +106,11 @@ def declared_geometry(ds: Dataset) -> tuple[int, int, int, int, int]:
     bits_alloc = _int(ds, "BitsAllocated")
     samples = _int(ds, "SamplesPerPixel", 1)
     if bits_alloc not in (1, 8, 16):
-        raise UnsupportedError(
-            f"BitsAllocated {bits_alloc} is not a radiograph format radproof reads (1, 8 or 16)"
-        )
+        raise UnsupportedError(f"BitsAllocated {bits_alloc} is not a radiograph format radproof reads (1, 8 or 16)")
     return rows, cols, frames, max(1, bits_alloc // 8), samples
 
 
-def load_dicom(
-    source: str | Path | bytes, *, frame: int | None = None, name: str | None = None
-) -> Radiograph:
+def load_dicom(source: str | Path | bytes, *, frame: int | None = None, name: str | None = None) -> Radiograph:
     """Load a DICOM radiograph at native bit depth.
 
     Parameters

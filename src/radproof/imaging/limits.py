@@ -27,9 +27,7 @@ def check_declared_size(rows: int, cols: int, frames: int, bytes_per_sample: int
     if rows <= 0 or cols <= 0 or frames <= 0:
         raise ResourceLimitError(f"image declares an empty size ({rows} x {cols}, {frames} frames)")
     if rows > MAX_SIDE or cols > MAX_SIDE:
-        raise ResourceLimitError(
-            f"image declares {rows} x {cols} pixels; the largest side accepted is {MAX_SIDE}"
-        )
+        raise ResourceLimitError(f"image declares {rows} x {cols} pixels; the largest side accepted is {MAX_SIDE}")
     total = rows * cols * frames * bytes_per_sample * samples
     limit = max_pixel_bytes()
     if total > limit:

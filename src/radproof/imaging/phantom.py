@@ -55,9 +55,7 @@ def _ellipsoid_path(
 
 def _tube_path(distance: npt.NDArray[np.float32], radius: float) -> npt.NDArray[np.float32]:
     """Chord length of rays through a cylinder of ``radius`` at ``distance`` from its axis."""
-    out: npt.NDArray[np.float32] = (2.0 * np.sqrt(np.clip(radius**2 - distance**2, 0.0, None))).astype(
-        np.float32
-    )
+    out: npt.NDArray[np.float32] = (2.0 * np.sqrt(np.clip(radius**2 - distance**2, 0.0, None))).astype(np.float32)
     return out
 
 

@@ -8,9 +8,7 @@ import numpy.typing as npt
 from radproof.imaging.radiograph import Photometric, Radiograph
 
 
-def auto_window(
-    pixels: npt.NDArray[np.generic], *, low: float = 0.5, high: float = 99.5
-) -> tuple[float, float]:
+def auto_window(pixels: npt.NDArray[np.generic], *, low: float = 0.5, high: float = 99.5) -> tuple[float, float]:
     """(center, width) covering the given percentiles of the stored values, ignoring empty borders."""
     sample = pixels[:: max(1, pixels.shape[0] // 512), :: max(1, pixels.shape[1] // 512)]
     lo, hi = np.percentile(sample.astype(np.float32), [low, high])
