@@ -25,7 +25,7 @@ app = typer.Typer(
 )
 
 # Command modules, in the order they appear in --help. Each defines register(app).
-_COMMAND_MODULES: list[str] = []
+_COMMAND_MODULES: list[str] = ["radproof.cli.demo", "radproof.cli.detect", "radproof.cli.keys", "radproof.cli.sign", "radproof.cli.check", "radproof.cli.scan"]
 
 
 def _version(value: bool) -> None:
@@ -48,7 +48,10 @@ for _name in _COMMAND_MODULES:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, map user errors to a message and exit status 2."""
     try:
-        app(args=argv, prog_name="radproof", standalone_mode=False)
+        # Without standalone mode, click returns the code of a typer.Exit instead of raising it.
+        code = app(args=argv, prog_name="radproof", standalone_mode=False)
+        if isinstance(code, int):
+            return code
     except RadproofError as exc:
         err_console.print(f"[bold red]error:[/] {exc}")
         return int(Exit.USAGE)
@@ -60,13 +63,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130
-    except Exception as exc:
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return int(Exit.USAGE)
-        raise
+    except typer.TyperException as exc:
+        # Usage errors (bad option values, missing arguments): click's own message, exit 2.
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            err_console.print(f"[bold red]error:[/] {exc}")
+        return int(Exit.USAGE)
     return 0
 
 

@@ -1,0 +1,746 @@
+"""One verdict per image from all the evidence: signatures, watermark and detector.
+
+This module is pure: :func:`check` takes the results of the three layers (any of which may be
+absent) and a :class:`Policy`, and returns a :class:`Verdict`. It reads no file and prints nothing;
+the gatherer in :mod:`radproof.scan.gather` does the I/O. The rules are documented in docs/check.md.
+
+>>> verdict = check(Evidence(path="x.dcm", detection=my_detection), Policy())
+>>> verdict.verdict, verdict.passed, [r.message for r in verdict.reasons]
+
+The evidence types are structural (:class:`SignatureEvidence`, :class:`WatermarkEvidence`,
+:class:`DetectorEvidence`): ``radproof.provenance.VerificationResult``,
+``radproof.watermark.WatermarkReading`` and ``radproof.detect.Detection`` satisfy them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = [
+    "DetectorEvidence",
+    "Evidence",
+    "Layer",
+    "Policy",
+    "Reason",
+    "ReasonCode",
+    "SignatureEvidence",
+    "SignatureInfo",
+    "Verdict",
+    "VerdictKind",
+    "WatermarkEvidence",
+    "check",
+    "policy_for_profile",
+]
+
+
+# --------------------------------------------------------------------------------------------------
+# Vocabularies
+
+
+class VerdictKind(StrEnum):
+    """The five verdicts, from best to worst news (see docs/check.md)."""
+
+    AUTHENTIC = "authentic"  # trusted valid signature (or intact mark), detector does not disagree
+    UNVERIFIED = "unverified"  # no provenance, detector not conclusive
+    SUSPECT = "suspect"  # conflicting or weak evidence; a person should look
+    SYNTHETIC = "synthetic"  # declared or detected as generated
+    TAMPERED = "tampered"  # signature invalid or fragile watermark broken
+
+
+class Layer(StrEnum):
+    """The three layers of evidence."""
+
+    SIGNATURE = "signature"
+    WATERMARK = "watermark"
+    DETECTOR = "detector"
+
+
+class ReasonCode(StrEnum):
+    """Stable identifiers of the reasons behind a verdict (for machines; the message is for people)."""
+
+    SIGNATURE_INVALID = "signature-invalid"
+    SIGNATURE_TRUSTED = "signature-trusted"
+    SIGNATURE_UNTRUSTED = "signature-untrusted"
+    SIGNATURE_PARTIAL = "signature-partial"  # valid, but the pixel data is not covered
+    UNSIGNED = "unsigned"
+    SIGNATURE_REQUIRED = "signature-required"
+    WATERMARK_TAMPERED = "watermark-tampered"
+    WATERMARK_INTACT = "watermark-intact"
+    WATERMARK_ROBUST_ONLY = "watermark-robust-only"
+    WATERMARK_MISMATCH = "watermark-mismatch"
+    WATERMARK_WEAK = "watermark-weak"
+    WATERMARK_ABSENT = "watermark-absent"
+    WATERMARK_REQUIRED = "watermark-required"
+    DETECTOR_SYNTHETIC = "detector-synthetic"
+    DETECTOR_REAL = "detector-real"
+    DETECTOR_UNCERTAIN = "detector-uncertain"
+    DECLARED_SYNTHETIC = "declared-synthetic"
+    CONFLICT = "conflict"
+    LAYER_ERROR = "layer-error"
+    NO_EVIDENCE = "no-evidence"
+
+
+# --------------------------------------------------------------------------------------------------
+# What the layers hand in (structural types: the layers' own result classes satisfy them)
+
+
+@runtime_checkable
+class SignatureInfo(Protocol):
+    """One DICOM digital signature as the verifier reports it."""
+
+    @property
+    def signer(self) -> Any: ...
+    @property
+    def valid(self) -> bool: ...
+    @property
+    def trusted(self) -> bool: ...
+    @property
+    def reason(self) -> Any: ...
+
+
+@runtime_checkable
+class SignatureEvidence(Protocol):
+    """Result of verifying the signatures of one file (``status``: valid | invalid | unsigned)."""
+
+    @property
+    def status(self) -> Any: ...
+    @property
+    def signatures(self) -> Sequence[Any]: ...
+    @property
+    def unsigned_elements(self) -> Sequence[Any]: ...
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class WatermarkEvidence(Protocol):
+    """Result of reading the watermark of one image."""
+
+    @property
+    def found(self) -> bool: ...
+    @property
+    def confidence(self) -> float: ...
+    @property
+    def tampered_blocks(self) -> Any: ...
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class DetectorEvidence(Protocol):
+    """Result of the synthetic-image detector (``verdict``: real | synthetic | uncertain)."""
+
+    @property
+    def synthetic_probability(self) -> float: ...
+    @property
+    def verdict(self) -> Any: ...
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything known about one image. Any layer may be missing (not run) or have failed.
+
+    Attributes
+    ----------
+    path
+        Where the image came from (file path or URL), for the report only.
+    signature, watermark, detection
+        The layers' results; None when the layer was not run or failed.
+    declared_synthetic
+        A provenance statement that the image was generated (for example a C2PA
+        ``trainedAlgorithmicMedia`` assertion or a generator's name in the header), else None.
+    errors
+        Layer name -> message, for layers that were asked for but could not run on this image.
+    """
+
+    path: str | None = None
+    signature: SignatureEvidence | None = None
+    watermark: WatermarkEvidence | None = None
+    detection: DetectorEvidence | None = None
+    declared_synthetic: str | None = None
+    errors: Mapping[str, str] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------------
+# Policy
+
+
+_FAIL_DEFAULT = frozenset({VerdictKind.TAMPERED, VerdictKind.SYNTHETIC})
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The rules' knobs. Build one from the configuration file (``[check]``) or :func:`policy_for_profile`.
+
+    Attributes
+    ----------
+    use_signature, use_watermark, use_detector
+        Which layers count. A layer switched off is ignored even when its result is present.
+    require_trusted_signature
+        Without a valid signature from a trusted signer covering the pixels, the verdict is at best
+        ``suspect`` (a PACS entrance).
+    require_watermark
+        Without an intact watermark, the verdict is at best ``suspect``.
+    watermark_authenticates
+        An intact fragile watermark alone (no signature) is enough for ``authentic``.
+    detector_alone_authenticates
+        A detector that says ``real`` is enough for ``authentic`` without any provenance.
+    detector_must_agree
+        ``authentic`` needs the detector to say ``real``; ``uncertain`` gives ``suspect``.
+    signature_outweighs_detector
+        A trusted valid signature wins over a detector that says ``synthetic`` (``authentic`` with
+        a note) instead of giving ``suspect``.
+    synthetic_threshold, real_threshold
+        Override the detector's own verdict: probability >= synthetic_threshold is synthetic,
+        <= real_threshold is real, between is uncertain. None keeps the detector's verdict.
+    min_watermark_confidence
+        A watermark found with lower confidence is weak evidence (``suspect`` reason).
+    fail_on
+        Verdicts that count as failed (exit status 1).
+    """
+
+    use_signature: bool = True
+    use_watermark: bool = True
+    use_detector: bool = True
+    require_trusted_signature: bool = False
+    require_watermark: bool = False
+    watermark_authenticates: bool = True
+    detector_alone_authenticates: bool = False
+    detector_must_agree: bool = False
+    signature_outweighs_detector: bool = False
+    synthetic_threshold: float | None = None
+    real_threshold: float | None = None
+    min_watermark_confidence: float = 0.5
+    fail_on: frozenset[VerdictKind] = _FAIL_DEFAULT
+
+    def __post_init__(self) -> None:
+        for name in ("synthetic_threshold", "real_threshold", "min_watermark_confidence"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, got {value}")
+        if (
+            self.synthetic_threshold is not None
+            and self.real_threshold is not None
+            and self.real_threshold >= self.synthetic_threshold
+        ):
+            raise ValueError("real_threshold must be below synthetic_threshold")
+        if not (self.use_signature or self.use_watermark or self.use_detector):
+            raise ValueError("at least one layer (signature, watermark, detector) must be used")
+        object.__setattr__(self, "fail_on", frozenset(VerdictKind(v) for v in self.fail_on))
+
+
+#: Named presets of the policy; the configuration's ``profile`` picks one, other keys override it.
+PROFILES: dict[str, dict[str, Any]] = {
+    "default": {},
+    # A PACS entrance: only images signed at capture by a trusted identity get in.
+    "pacs": {
+        "require_trusted_signature": True,
+        "fail_on": frozenset(
+            {VerdictKind.TAMPERED, VerdictKind.SYNTHETIC, VerdictKind.SUSPECT, VerdictKind.UNVERIFIED}
+        ),
+    },
+    # Images from outside the hospital: no provenance is expected, only the detector counts.
+    "detector-only": {"use_signature": False, "use_watermark": False},
+}
+
+
+def policy_for_profile(profile: str = "default", **overrides: Any) -> Policy:
+    """The policy of a named profile (``default``, ``pacs``, ``detector-only``) with overrides."""
+    try:
+        base = PROFILES[profile]
+    except KeyError:
+        raise ValueError(f"unknown check profile {profile!r}; choose one of {', '.join(PROFILES)}") from None
+    return Policy(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
+
+
+# --------------------------------------------------------------------------------------------------
+# The verdict
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One sentence of the explanation, with a stable code and the layer it comes from."""
+
+    code: ReasonCode
+    message: str
+    layer: Layer | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": str(self.code),
+            "layer": None if self.layer is None else str(self.layer),
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The verdict on one image, the reasons in the order they matter, and the evidence behind it."""
+
+    path: str | None
+    verdict: VerdictKind
+    reasons: tuple[Reason, ...]
+    passed: bool
+    evidence: Evidence = field(repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON Lines record (fields documented in docs/check.md)."""
+        ev = self.evidence
+        return {
+            "path": self.path,
+            "verdict": str(self.verdict),
+            "passed": self.passed,
+            "reasons": [r.message for r in self.reasons],
+            "reason_codes": [str(r.code) for r in self.reasons],
+            "signature": _block(ev.signature),
+            "watermark": _block(ev.watermark),
+            "detector": _block(ev.detection),
+            "declared_synthetic": ev.declared_synthetic,
+            "errors": dict(ev.errors),
+        }
+
+
+def _block(result: Any) -> dict[str, Any] | None:
+    if result is None:
+        return None
+    data = dict(result.to_dict())
+    data.pop("path", None)  # already at the top level
+    return data
+
+
+# --------------------------------------------------------------------------------------------------
+# The rules
+
+
+class _Sig(StrEnum):
+    NONE = "none"
+    UNSIGNED = "unsigned"
+    INVALID = "invalid"
+    TRUSTED = "trusted"
+    UNTRUSTED = "untrusted"
+
+
+class _Mark(StrEnum):
+    NONE = "none"
+    ABSENT = "absent"
+    TAMPERED = "tampered"
+    WEAK = "weak"
+    ROBUST_ONLY = "robust only"  # origin shown, integrity not (no fragile layer)
+    INTACT = "intact"  # fragile layer verifies in every block
+
+
+class _Det(StrEnum):
+    NONE = "none"
+    REAL = "real"
+    SYNTHETIC = "synthetic"
+    UNCERTAIN = "uncertain"
+
+
+_PIXEL_TAGS = {"pixeldata", "(7fe0,0010)", "7fe00010", "(7fe0, 0010)", "7fe0,0010"}
+
+
+def check(evidence: Evidence, policy: Policy | None = None) -> Verdict:
+    """Combine the evidence on one image into a :class:`Verdict` (rules in docs/check.md).
+
+    In order: broken integrity (invalid signature, tampered watermark) gives ``tampered``; a
+    generation statement, or the detector without cryptographic evidence against it, gives
+    ``synthetic``; unmet policy requirements, conflicts and weak evidence give ``suspect``; strong
+    provenance with no disagreement gives ``authentic``; anything else is ``unverified``.
+    """
+    policy = policy or Policy()
+    reasons: list[Reason] = []
+
+    sig, sig_covers_pixels = _signature_state(evidence, policy, reasons)
+    mark = _watermark_state(evidence, policy, reasons)
+    det, p_synth = _detector_state(evidence, policy, reasons)
+    for layer, message in evidence.errors.items():
+        if _layer_used(layer, policy):
+            reasons.append(Reason(ReasonCode.LAYER_ERROR, f"{layer} could not be checked: {message}", _layer(layer)))
+
+    strong_signature = sig is _Sig.TRUSTED and sig_covers_pixels
+    strong_mark = mark is _Mark.INTACT and policy.watermark_authenticates
+    strong = strong_signature or strong_mark
+
+    kind = _decide(evidence, policy, reasons, sig, sig_covers_pixels, mark, det, p_synth, strong_signature, strong)
+    reasons.sort(key=lambda r: _PRIORITY.get(r.code, 50))
+    return Verdict(
+        path=evidence.path,
+        verdict=kind,
+        reasons=tuple(reasons),
+        passed=kind not in policy.fail_on,
+        evidence=evidence,
+    )
+
+
+def _decide(
+    evidence: Evidence,
+    policy: Policy,
+    reasons: list[Reason],
+    sig: _Sig,
+    sig_covers_pixels: bool,
+    mark: _Mark,
+    det: _Det,
+    p_synth: float | None,
+    strong_signature: bool,
+    strong: bool,
+) -> VerdictKind:
+    # 1. Integrity broken: nothing else matters.
+    if sig is _Sig.INVALID or mark is _Mark.TAMPERED:
+        return VerdictKind.TAMPERED
+
+    # 2. Declared or detected as generated.
+    if evidence.declared_synthetic:
+        reasons.append(
+            Reason(
+                ReasonCode.DECLARED_SYNTHETIC, f"provenance declares a generated image: {evidence.declared_synthetic}"
+            )
+        )
+        return VerdictKind.SYNTHETIC
+    if det is _Det.SYNTHETIC:
+        if not strong and mark is not _Mark.ROBUST_ONLY:
+            return VerdictKind.SYNTHETIC
+        if strong_signature and policy.signature_outweighs_detector:
+            reasons.append(
+                Reason(
+                    ReasonCode.CONFLICT,
+                    "the detector's synthetic score is overruled by the trusted signature (policy)",
+                )
+            )
+        else:
+            reasons.append(
+                Reason(
+                    ReasonCode.CONFLICT,
+                    "conflict: cryptographic provenance is intact but the detector says synthetic"
+                    f"{_prob(p_synth)}; have a person review the image and its origin",
+                )
+            )
+            return VerdictKind.SUSPECT
+
+    # 3. Policy requirements.
+    unmet = False
+    if policy.use_signature and policy.require_trusted_signature and not strong_signature:
+        reasons.append(
+            Reason(
+                ReasonCode.SIGNATURE_REQUIRED,
+                "policy requires a valid signature from a trusted signer covering the pixels; "
+                + _missing_signature_text(sig, sig_covers_pixels),
+                Layer.SIGNATURE,
+            )
+        )
+        unmet = True
+    if policy.use_watermark and policy.require_watermark and mark is not _Mark.INTACT:
+        reasons.append(
+            Reason(
+                ReasonCode.WATERMARK_REQUIRED,
+                "policy requires an intact watermark; watermark is "
+                + (mark.value if mark is not _Mark.NONE else "not checked"),
+                Layer.WATERMARK,
+            )
+        )
+        unmet = True
+    if unmet:
+        return VerdictKind.SUSPECT
+
+    # 4. Weak or half-made provenance.
+    weak = sig is _Sig.UNTRUSTED or (sig is _Sig.TRUSTED and not sig_covers_pixels) or mark is _Mark.WEAK
+    if strong:
+        if policy.use_detector and policy.detector_must_agree and det is not _Det.REAL:
+            reasons.append(
+                Reason(
+                    ReasonCode.CONFLICT,
+                    "policy requires the detector to agree, and it "
+                    + ("did not run" if det is _Det.NONE else f"is {det.value}{_prob(p_synth)}"),
+                    Layer.DETECTOR,
+                )
+            )
+            return VerdictKind.SUSPECT
+        return VerdictKind.AUTHENTIC
+    if weak:
+        return VerdictKind.SUSPECT
+
+    # 5. No provenance: the detector alone.
+    if det is _Det.REAL and policy.detector_alone_authenticates:
+        return VerdictKind.AUTHENTIC
+    if sig in (_Sig.NONE, _Sig.UNSIGNED) and mark in (_Mark.NONE, _Mark.ABSENT) and det is _Det.NONE:
+        reasons.append(Reason(ReasonCode.NO_EVIDENCE, "no layer produced evidence for this image"))
+    return VerdictKind.UNVERIFIED
+
+
+def _signature_state(evidence: Evidence, policy: Policy, reasons: list[Reason]) -> tuple[_Sig, bool]:
+    result = evidence.signature
+    if not policy.use_signature or result is None:
+        return _Sig.NONE, False
+    status = str(getattr(result.status, "value", result.status)).lower()
+    signatures = list(result.signatures)
+    if status == "unsigned" or not signatures:
+        reasons.append(Reason(ReasonCode.UNSIGNED, "not signed", Layer.SIGNATURE))
+        return _Sig.UNSIGNED, False
+    # ``status`` is "invalid" for an untrusted signer too; only a signature that no longer matches
+    # the data is tampering, so decide on each signature's own ``valid``.
+    bad = [s for s in signatures if not bool(s.valid)]
+    if bad:
+        for s in bad:
+            why = s.reason or "the signed data no longer matches the signature"
+            reasons.append(
+                Reason(ReasonCode.SIGNATURE_INVALID, f"signature by {_signer(s)} is invalid: {why}", Layer.SIGNATURE)
+            )
+        return _Sig.INVALID, False
+    covers = not _pixels_unsigned(result.unsigned_elements)
+    trusted = [s for s in signatures if bool(s.trusted)]
+    if trusted:
+        who = ", ".join(_describe_signature(s) for s in trusted)
+        reasons.append(Reason(ReasonCode.SIGNATURE_TRUSTED, f"valid signature by {who} (trusted)", Layer.SIGNATURE))
+        if not covers:
+            reasons.append(
+                Reason(
+                    ReasonCode.SIGNATURE_PARTIAL,
+                    "the signature does not cover the pixel data, so the pixels are not protected by it",
+                    Layer.SIGNATURE,
+                )
+            )
+        return _Sig.TRUSTED, covers
+    why_untrusted = "; ".join(str(s.reason) for s in signatures if s.reason) or "no trust anchor given"
+    reasons.append(
+        Reason(
+            ReasonCode.SIGNATURE_UNTRUSTED,
+            f"signature by {', '.join(_signer(s) for s in signatures)} is intact but its signer is not trusted "
+            f"({why_untrusted})",
+            Layer.SIGNATURE,
+        )
+    )
+    return _Sig.UNTRUSTED, covers
+
+
+def _watermark_state(evidence: Evidence, policy: Policy, reasons: list[Reason]) -> _Mark:
+    result = evidence.watermark
+    if not policy.use_watermark or result is None:
+        return _Mark.NONE
+    blocks = result.tampered_blocks
+    n_blocks = blocks if isinstance(blocks, int) else len(blocks) if blocks is not None else 0
+    if result.found and n_blocks > 0:
+        where = "" if isinstance(blocks, int) else describe_blocks(blocks)
+        reasons.append(
+            Reason(
+                ReasonCode.WATERMARK_TAMPERED,
+                f"fragile watermark broken in {n_blocks} block{'s' if n_blocks != 1 else ''}{where}: "
+                "those pixels changed after marking",
+                Layer.WATERMARK,
+            )
+        )
+        return _Mark.TAMPERED
+    if not result.found:
+        reasons.append(Reason(ReasonCode.WATERMARK_ABSENT, "no watermark found", Layer.WATERMARK))
+        return _Mark.ABSENT
+    payload = getattr(result, "payload", None)
+    about = f" (payload {payload!r})" if payload else ""
+    fragile = getattr(result, "fragile_found", None)
+    if fragile is None:
+        fragile = blocks is not None  # a block list (even empty) means the fragile layer was read
+    confidence = float(result.confidence)
+    if confidence < policy.min_watermark_confidence:
+        reasons.append(
+            Reason(
+                ReasonCode.WATERMARK_WEAK,
+                f"watermark found only weakly: confidence {confidence:.2f} is below "
+                f"{policy.min_watermark_confidence:.2f}{about}; the image may have been processed",
+                Layer.WATERMARK,
+            )
+        )
+        return _Mark.WEAK
+    if fragile and getattr(result, "binding_ok", None) is False:
+        reasons.append(
+            Reason(
+                ReasonCode.WATERMARK_MISMATCH,
+                f"fragile watermark verifies but is bound to other pixels or another instance UID{about}; "
+                "it may have been copied from another image",
+                Layer.WATERMARK,
+            )
+        )
+        return _Mark.WEAK
+    if not fragile:
+        reasons.append(
+            Reason(
+                ReasonCode.WATERMARK_ROBUST_ONLY,
+                f"robust watermark found{about}, confidence {confidence:.2f}: the image comes from a holder of "
+                "this key, but without the fragile layer its pixels are not proven unaltered",
+                Layer.WATERMARK,
+            )
+        )
+        return _Mark.ROBUST_ONLY
+    reasons.append(
+        Reason(
+            ReasonCode.WATERMARK_INTACT,
+            f"fragile watermark intact in every block{about}",
+            Layer.WATERMARK,
+        )
+    )
+    return _Mark.INTACT
+
+
+def _detector_state(evidence: Evidence, policy: Policy, reasons: list[Reason]) -> tuple[_Det, float | None]:
+    result = evidence.detection
+    if not policy.use_detector or result is None:
+        return _Det.NONE, None
+    p = float(result.synthetic_probability)
+    if policy.synthetic_threshold is not None and p >= policy.synthetic_threshold:
+        state = _Det.SYNTHETIC
+    elif policy.real_threshold is not None and p <= policy.real_threshold:
+        state = _Det.REAL
+    elif policy.synthetic_threshold is not None or policy.real_threshold is not None:
+        own = str(getattr(result.verdict, "value", result.verdict)).lower()
+        # A threshold given on one side only keeps the detector's verdict on the other side.
+        if policy.synthetic_threshold is None and own == "synthetic":
+            state = _Det.SYNTHETIC
+        elif policy.real_threshold is None and own == "real":
+            state = _Det.REAL
+        else:
+            state = _Det.UNCERTAIN
+    else:
+        own = str(getattr(result.verdict, "value", result.verdict)).lower()
+        state = {"real": _Det.REAL, "synthetic": _Det.SYNTHETIC}.get(own, _Det.UNCERTAIN)
+    code, text = {
+        _Det.SYNTHETIC: (ReasonCode.DETECTOR_SYNTHETIC, "detector says synthetic"),
+        _Det.REAL: (ReasonCode.DETECTOR_REAL, "detector finds it consistent with a real radiograph"),
+        _Det.UNCERTAIN: (ReasonCode.DETECTOR_UNCERTAIN, "detector is not conclusive"),
+    }[state]
+    top = _top_evidence(result)
+    reasons.append(Reason(code, f"{text}{_prob(p)}{top}", Layer.DETECTOR))
+    return state, p
+
+
+# --------------------------------------------------------------------------------------------------
+# Wording helpers
+
+
+_PRIORITY = {
+    ReasonCode.SIGNATURE_INVALID: 0,
+    ReasonCode.WATERMARK_TAMPERED: 1,
+    ReasonCode.DECLARED_SYNTHETIC: 2,
+    ReasonCode.CONFLICT: 3,
+    ReasonCode.SIGNATURE_REQUIRED: 4,
+    ReasonCode.WATERMARK_REQUIRED: 5,
+    ReasonCode.DETECTOR_SYNTHETIC: 6,
+    ReasonCode.SIGNATURE_UNTRUSTED: 7,
+    ReasonCode.SIGNATURE_PARTIAL: 8,
+    ReasonCode.WATERMARK_WEAK: 9,
+    ReasonCode.WATERMARK_MISMATCH: 9,
+    ReasonCode.LAYER_ERROR: 10,
+    ReasonCode.SIGNATURE_TRUSTED: 20,
+    ReasonCode.WATERMARK_INTACT: 21,
+    ReasonCode.WATERMARK_ROBUST_ONLY: 21,
+    ReasonCode.DETECTOR_REAL: 22,
+    ReasonCode.DETECTOR_UNCERTAIN: 23,
+    ReasonCode.UNSIGNED: 30,
+    ReasonCode.WATERMARK_ABSENT: 31,
+    ReasonCode.NO_EVIDENCE: 40,
+}
+
+
+def _layer_used(name: str, policy: Policy) -> bool:
+    return {
+        "signature": policy.use_signature,
+        "watermark": policy.use_watermark,
+        "detector": policy.use_detector,
+    }.get(name, True)
+
+
+def _layer(name: str) -> Layer | None:
+    try:
+        return Layer(name)
+    except ValueError:
+        return None
+
+
+def _prob(p: float | None) -> str:
+    return "" if p is None else f" (synthetic probability {p:.2f})"
+
+
+def _signer(sig: Any) -> str:
+    name = getattr(sig, "signer", None)
+    return f"'{name}'" if name else "an unknown signer"
+
+
+def _describe_signature(sig: Any) -> str:
+    parts = [_signer(sig)]
+    role = getattr(sig, "role", None)
+    if role:
+        parts.append(f"as {getattr(role, 'value', role)}")
+    when = getattr(sig, "timestamp", None) or getattr(sig, "datetime", None)
+    if when:
+        parts.append(f"at {when}")
+    return " ".join(parts)
+
+
+def _missing_signature_text(sig: _Sig, covers: bool) -> str:
+    if sig is _Sig.TRUSTED and not covers:
+        return "the trusted signature leaves the pixels unsigned"
+    return {
+        _Sig.NONE: "signatures were not checked (no trust store given?)",
+        _Sig.UNSIGNED: "the image is not signed",
+        _Sig.UNTRUSTED: "the signer is not trusted",
+        _Sig.INVALID: "the signature is invalid",
+    }.get(sig, "none found")
+
+
+def _pixels_unsigned(unsigned: Sequence[Any]) -> bool:
+    for element in unsigned or ():
+        text = str(getattr(element, "keyword", element)).strip().lower().replace(" ", "")
+        if text in _PIXEL_TAGS or text.startswith("pixeldata") or "7fe0" in text:
+            return True
+    return False
+
+
+def _top_evidence(result: Any) -> str:
+    items = getattr(result, "evidence", None)
+    if not items:
+        return ""
+    try:
+        ranked = sorted(items, key=lambda e: -abs(float(_get(e, "weight") or 0.0)))
+    except (TypeError, ValueError):
+        ranked = list(items)
+    names = [str(_get(e, "name")) for e in ranked[:2] if _get(e, "name")]
+    return f"; strongest cues: {', '.join(names)}" if names else ""
+
+
+def _get(item: Any, name: str) -> Any:
+    return item.get(name) if isinstance(item, Mapping) else getattr(item, name, None)
+
+
+def describe_blocks(blocks: Any) -> str:
+    """Where tampered blocks lie, in words: ', around rows 64-127, columns 0-63' (pixel boxes) or blocks.
+
+    Accepts (y, x, height, width) pixel boxes, (row, col) block indices, or objects/mappings with
+    ``y``/``x``/``height``/``width`` (pixel box) or ``row``/``col`` (block index) fields.
+    """
+    boxes: list[tuple[int, int, int, int]] = []
+    for b in blocks:
+        get = b.get if isinstance(b, Mapping) else (lambda name, default=None, _b=b: getattr(_b, name, default))
+        if isinstance(b, Mapping) or hasattr(b, "row") or hasattr(b, "y"):
+            if get("y") is not None and get("x") is not None:  # a pixel box
+                r, c, h, w = get("y"), get("x"), get("height", 1), get("width", 1)
+            else:  # a block index
+                r, c, h, w = get("row"), get("col"), 1, 1
+        else:
+            try:
+                seq = [int(v) for v in b]
+            except (TypeError, ValueError):
+                return ""
+            if len(seq) == 4:
+                r, c, h, w = seq
+            elif len(seq) == 2:
+                r, c, h, w = seq[0], seq[1], 1, 1
+            else:
+                return ""
+        if r is None or c is None:
+            return ""
+        boxes.append((int(r), int(c), int(h), int(w)))
+    if not boxes:
+        return ""
+    top = min(b[0] for b in boxes)
+    left = min(b[1] for b in boxes)
+    bottom = max(b[0] + b[2] - 1 for b in boxes)
+    right = max(b[1] + b[3] - 1 for b in boxes)
+    unit = "block " if all(b[2] == 1 and b[3] == 1 for b in boxes) else ""
+    return f", within {unit}rows {top}-{bottom}, {unit}columns {left}-{right}"

@@ -1,0 +1,110 @@
+"""``radproof check``: one verdict per image from signatures, watermark and detector."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from radproof.cli._check_options import (
+    ConfigOpt,
+    CrlOpt,
+    KeyOpt,
+    PassOpt,
+    PhiOpt,
+    ProfileOpt,
+    TrustOpt,
+    passphrase_for,
+    settings_from_options,
+)
+from radproof.cli._common import Exit, console, err_console, print_json_line
+
+_COLOURS = {
+    "authentic": "green",
+    "unverified": "white",
+    "suspect": "yellow",
+    "synthetic": "magenta",
+    "tampered": "red",
+}
+
+
+def register(app: typer.Typer) -> None:
+    app.command("check")(check_command)
+
+
+def check_command(
+    files: Annotated[list[Path], typer.Argument(help="Radiographs to check (DICOM, PNG, JPEG, TIFF).")],
+    trust: TrustOpt = None,
+    crl: CrlOpt = None,
+    key: KeyOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per file (JSON Lines).")] = False,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Also write a self-contained HTML report here.")
+    ] = None,
+    config: ConfigOpt = None,
+    profile: ProfileOpt = None,
+    passphrase_file: PassOpt = None,
+    show_phi: PhiOpt = False,
+) -> None:
+    """Check images: authentic, unverified, suspect, synthetic or tampered, with the reasons.
+
+    Exit status: 0 all passed, 1 at least one failed (tampered, synthetic, or what the policy
+    fails), 2 usage or input error.
+    """
+    from radproof.errors import RadproofError
+    from radproof.scan.gather import Layers, check_file, previews
+
+    settings = settings_from_options(config, trust=trust, crl=crl, key=key, profile=profile, show_phi=show_phi)
+    layers = Layers.from_settings(settings, passphrase=passphrase_for(settings, passphrase_file))
+    code = Exit.OK
+    records: list[dict[str, Any]] = []
+    pictures: dict[str, dict[str, bytes]] = {}
+    for path in files:
+        try:
+            gathered = check_file(path, layers, max_bytes=settings.scan.max_file_bytes)
+        except RadproofError as exc:
+            code = Exit.USAGE
+            if json_out:
+                print_json_line({"path": str(path), "verdict": None, "error": str(exc)})
+            else:
+                err_console.print(f"[bold red]error:[/] {exc}")
+            records.append({"path": str(path), "status": "error", "error": str(exc)})
+            continue
+        record = gathered.record()
+        if not gathered.verdict.passed and code == Exit.OK:
+            code = Exit.FAILED
+        if report is not None:
+            records.append({**record, "status": "ok"})
+            pictures[str(path)] = previews(gathered)
+        if json_out:
+            print_json_line(record)
+        else:
+            _print_human(record, settings.report.show_phi)
+    if report is not None:
+        from radproof.report import write_report
+
+        written = write_report(records, report, show_phi=settings.report.show_phi, previews=pictures)
+        if not json_out:
+            console.print(f"report: {written}")
+    raise typer.Exit(int(code))
+
+
+def _print_human(record: dict[str, Any], show_phi: bool) -> None:
+    """A few lines a radiologist or a court can read."""
+    verdict = str(record["verdict"])
+    colour = _COLOURS.get(verdict, "white")
+    status = "passed" if record["passed"] else "FAILED"
+    console.print(f"[bold]{record['path']}[/]: [bold {colour}]{verdict.upper()}[/] ({status})")
+    for reason in record["reasons"]:
+        console.print(f"  - {reason}")
+    signature = record.get("signature") or {}
+    for s in signature.get("signatures") or ():
+        when = s.get("timestamp") or s.get("datetime") or "unknown time"
+        console.print(
+            f"  signed by {s.get('signer') or '?'} ({s.get('role') or 'role unknown'}, "
+            f"{s.get('purpose') or 'purpose unknown'}) at {when}: "
+            f"{'valid' if s.get('valid') else 'INVALID'}, {'trusted' if s.get('trusted') else 'not trusted'}"
+        )
+    if show_phi and record.get("patient"):
+        console.print("  patient: " + ", ".join(f"{k} {v}" for k, v in record["patient"].items()))

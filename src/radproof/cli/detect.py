@@ -1,0 +1,122 @@
+"""``radproof detect``, ``radproof evaluate`` and ``radproof train``: the deepfake detector's commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from radproof.cli._common import Exit, console, err_console, print_json_line
+
+
+def register(app: typer.Typer) -> None:
+    app.command("detect")(detect_command)
+    app.command("evaluate")(evaluate_command)
+    app.command("train")(train_command)
+
+
+def detect_command(
+    files: list[Path] = typer.Argument(..., help="Radiographs to examine (DICOM, PNG, JPEG, TIFF)."),
+    json_out: bool = typer.Option(False, "--json", help="One JSON object per file (JSON Lines)."),
+    explain: Path | None = typer.Option(None, "--explain", help="Write a heatmap PNG per file into this folder."),
+    model: Path | None = typer.Option(None, "--model", help="Detector folder (default: the shipped one)."),
+) -> None:
+    """Estimate whether radiographs are AI-generated. Exit 1 when any is judged synthetic."""
+    from radproof.detect import Detector
+    from radproof.detect.explain import write_heatmap
+    from radproof.errors import InputError
+
+    if explain is not None:
+        if explain.exists() and not explain.is_dir():
+            raise InputError(f"--explain {explain} is not a folder")
+        explain.mkdir(parents=True, exist_ok=True)
+    detector = Detector.load(model)
+    code = Exit.OK
+    for path, result in zip(files, detector.detect_files(files), strict=True):
+        if isinstance(result, InputError):
+            code = Exit.USAGE
+            if json_out:
+                print_json_line({"path": str(path), "error": str(result)})
+            else:
+                err_console.print(f"[bold red]error:[/] {result}")
+            continue
+        if result.verdict == "synthetic" and code == Exit.OK:
+            code = Exit.FAILED
+        heat = write_heatmap(result, explain, path.name) if explain is not None else None
+        if json_out:
+            print_json_line(result.to_dict())
+            continue
+        colour = {"real": "green", "synthetic": "red"}.get(result.verdict, "yellow")
+        console.print(
+            f"[bold]{path}[/]: [{colour}]{result.verdict}[/] (synthetic probability {result.synthetic_probability:.2f})"
+        )
+        for e in result.evidence[:3]:
+            console.print(f"  - {e['reference']} [{e['direction']}]")
+        for h in result.hints:
+            console.print(f"  * {h.severity}: {h.message}")
+        if heat is not None:
+            console.print(f"  heatmap: {heat}")
+    raise typer.Exit(int(code))
+
+
+def evaluate_command(
+    manifest: Path = typer.Argument(..., help="CSV with path,label[,set,generator,body_part]."),
+    json_out: bool = typer.Option(False, "--json", help="Print the results as one JSON object."),
+    per_set: int = typer.Option(40, "--per-set", help="Images per set in the perturbation suite (0 skips it)."),
+    protocol: bool = typer.Option(
+        True, "--protocol/--no-protocol", help="Leave-one-generator-out and leave-one-set-out folds."
+    ),
+    model: Path | None = typer.Option(None, "--model", help="Detector folder (default: the shipped one)."),
+    markdown: Path | None = typer.Option(None, "--markdown", help="Also write the tables as Markdown here."),
+) -> None:
+    """Detector metrics on labelled data: protocol folds, shipped-detector metrics, perturbation suite."""
+    from radproof.detect.report import render_markdown, run_evaluation
+
+    results = run_evaluation(
+        manifest, detector_dir=model, per_set=per_set, protocol=protocol, progress=None if json_out else _progress
+    )
+    if markdown is not None:
+        from radproof.fileio import atomic_write_bytes
+
+        atomic_write_bytes(markdown, render_markdown(results).encode("utf-8"))
+    if json_out:
+        print_json_line(results)
+    else:
+        console.print(render_markdown(results))
+    raise typer.Exit(int(Exit.OK))
+
+
+def _progress(message: str) -> None:
+    err_console.print(f"[dim]{message}[/]")
+
+
+def train_command(
+    manifest: Path = typer.Argument(..., help="CSV with path,label[,set,generator,body_part]."),
+    output: Path = typer.Option(..., "-o", "--output", help="Folder for detector.json (+ detector.onnx)."),
+    cnn: bool = typer.Option(False, "--cnn/--no-cnn", help="Also train the learned model (needs the train extra)."),
+    model_file: Path | None = typer.Option(
+        None, "--model-file", help="Use this trained ONNX network instead of training one."
+    ),
+    pairs: Path | None = typer.Option(None, "--pairs", help="Prepared training pairs (.npz) for the network."),
+    taef2: Path | None = typer.Option(None, "--taef2", help="Folder with taef2_encoder.pth / taef2_decoder.pth."),
+    epochs: int = typer.Option(6, "--epochs", help="Training epochs of the network."),
+    device: str = typer.Option("cpu", "--device", help="torch device for training (cpu, cuda)."),
+) -> None:
+    """Rebuild the detector from a manifest: real reference statistics, calibration, optional network."""
+    from radproof.detect.training import train_detector
+
+    summary: dict[str, Any] = train_detector(
+        manifest,
+        output,
+        cnn=cnn,
+        model_file=model_file,
+        pairs=pairs,
+        taef2=taef2,
+        epochs=epochs,
+        device=device,
+        progress=_progress,
+    )
+    console.print(json.dumps(summary, indent=2))
+    raise typer.Exit(int(Exit.OK))

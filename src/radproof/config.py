@@ -1,0 +1,253 @@
+"""The one configuration model of radproof: a TOML file plus RADPROOF_* environment variables.
+
+Precedence, highest first: values passed in code (command-line options), environment variables
+(``RADPROOF_CHECK__PROFILE=pacs``: section and key joined by a double underscore), the TOML file
+(``--config FILE`` or ``RADPROOF_CONFIG``), then the defaults below.
+
+.. code-block:: toml
+
+    [check]
+    profile = "pacs"                 # default | pacs | detector-only
+    min_watermark_confidence = 0.6
+
+    [trust]
+    ca = "/etc/radproof/ca.pem"
+    crl = "/etc/radproof/ca.crl"
+
+    [watermark]
+    key = "/etc/radproof/watermark.key"
+
+    [scan]
+    workers = 4
+    batch_size = 16
+
+Other parts of radproof add their own section here; every section is a plain pydantic model.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from radproof.check import PROFILES, Policy, VerdictKind, policy_for_profile
+from radproof.errors import ConfigError
+
+CONFIG_ENV = "RADPROOF_CONFIG"
+
+__all__ = [
+    "CONFIG_ENV",
+    "CheckSettings",
+    "ReportSettings",
+    "ScanSettings",
+    "Settings",
+    "TrustSettings",
+    "WatermarkSettings",
+    "load_settings",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CheckSettings(_Section):
+    """``[check]``: the verdict rules (see docs/check.md). Unset keys come from the profile."""
+
+    profile: Literal["default", "pacs", "detector-only"] = "default"
+    use_signature: bool | None = None
+    use_watermark: bool | None = None
+    use_detector: bool | None = None
+    require_trusted_signature: bool | None = None
+    require_watermark: bool | None = None
+    watermark_authenticates: bool | None = None
+    detector_alone_authenticates: bool | None = None
+    detector_must_agree: bool | None = None
+    signature_outweighs_detector: bool | None = None
+    synthetic_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    real_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    min_watermark_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    fail_on: list[VerdictKind] | None = None
+
+    def policy(self) -> Policy:
+        """The :class:`~radproof.check.Policy` these settings describe."""
+        values = self.model_dump(exclude={"profile"}, exclude_none=True)
+        if "fail_on" in values:
+            values["fail_on"] = frozenset(VerdictKind(v) for v in values["fail_on"])
+        try:
+            return policy_for_profile(self.profile, **values)
+        except ValueError as exc:
+            raise ConfigError(f"[check]: {exc}") from None
+
+
+class TrustSettings(_Section):
+    """``[trust]``: trust anchors for signature verification."""
+
+    ca: list[Path] = Field(default_factory=list, description="CA certificate files (PEM)")
+    crl: list[Path] = Field(default_factory=list, description="certificate revocation lists")
+
+    @field_validator("ca", "crl", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        if value is None or value == "":
+            return []
+        if isinstance(value, str | Path):
+            return [value]
+        return value
+
+
+class WatermarkSettings(_Section):
+    """``[watermark]``: the secret key used to read watermarks (passphrase from RADPROOF_PASSPHRASE)."""
+
+    key: Path | None = None
+
+
+class ScanSettings(_Section):
+    """``[scan]``: archive scans."""
+
+    workers: int = Field(default=0, ge=0, description="local worker processes; 0 = one per CPU core")
+    batch_size: int = Field(default=0, ge=0, description="files per task; 0 = chosen from the file count")
+    scheduler: str | None = Field(default=None, description="Dask scheduler address, tcp://HOST:PORT")
+    previews: bool = Field(default=True, description="keep thumbnails and overlays for the HTML report")
+    max_file_bytes: int = Field(default=2 * 1024**3, gt=0)
+
+
+class ReportSettings(_Section):
+    """``[report]``: the HTML report."""
+
+    show_phi: bool = False
+    max_details: int = Field(default=200, ge=0, description="images with a detail section (flagged first)")
+
+
+class Settings(BaseSettings):
+    """Every setting radproof reads. Build with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RADPROOF_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        frozen=True,
+    )
+
+    check: CheckSettings = Field(default_factory=CheckSettings)
+    trust: TrustSettings = Field(default_factory=TrustSettings)
+    watermark: WatermarkSettings = Field(default_factory=WatermarkSettings)
+    scan: ScanSettings = Field(default_factory=ScanSettings)
+    report: ReportSettings = Field(default_factory=ReportSettings)
+
+    def with_overrides(self, **sections: dict[str, Any]) -> Settings:
+        """A copy with some keys of some sections replaced (None values are ignored).
+
+        >>> settings.with_overrides(scan={"workers": 2}, trust={"ca": ["ca.pem"]})
+        """
+        data = self.model_dump()
+        for name, values in sections.items():
+            if name not in data:
+                raise ConfigError(f"unknown configuration section [{name}]")
+            data[name] = {**data[name], **{k: v for k, v in values.items() if v is not None}}
+        try:
+            return Settings.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(_explain(exc, "options")) from None
+
+
+def load_settings(config_file: str | os.PathLike[str] | None = None) -> Settings:
+    """The settings from ``config_file`` (or ``$RADPROOF_CONFIG``) and the RADPROOF_* environment.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing, is not valid TOML, or holds an unknown key or a bad value.
+    """
+    path = config_file if config_file is not None else os.environ.get(CONFIG_ENV) or None
+    file_data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            file_data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"configuration file {p} does not exist") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read configuration file {p}: {exc.strerror}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"configuration file {p} is not valid TOML: {exc}") from None
+        unknown = sorted(set(file_data) - set(Settings.model_fields))
+        if unknown:
+            raise ConfigError(
+                f"configuration file {p}: unknown section(s) {', '.join(unknown)}; "
+                f"known: {', '.join(Settings.model_fields)}"
+            )
+        file_data = _resolve_paths(file_data, p.parent)
+    try:
+        return _build(file_data)
+    except ValidationError as exc:
+        where = f"configuration file {path} or RADPROOF_* variables" if path else "RADPROOF_* variables"
+        raise ConfigError(_explain(exc, where)) from None
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """The TOML file's values, below the environment in precedence."""
+
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._data = data
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+def _build(file_data: dict[str, Any]) -> Settings:
+    class _Layered(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings, env_settings, _FileSource(settings_cls, file_data))
+
+    layered = _Layered()
+    # A plain Settings (picklable: it travels to worker processes and Dask workers).
+    return Settings.model_validate(layered.model_dump())
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Relative paths in the file are relative to the file's folder."""
+
+    def fix(value: Any) -> Any:
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            return str(base / value)
+        if isinstance(value, list):
+            return [fix(v) for v in value]
+        return value
+
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    for section, keys in (("trust", ("ca", "crl")), ("watermark", ("key",))):
+        if isinstance(out.get(section), dict):
+            for key in keys:
+                if key in out[section]:
+                    out[section][key] = fix(out[section][key])
+    return out
+
+
+def _explain(exc: ValidationError, where: str) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"])
+        parts.append(f"{loc}: {err['msg']}")
+    return f"invalid settings in {where}: " + "; ".join(parts)
+
+
+def profiles() -> list[str]:
+    """Names of the check profiles."""
+    return list(PROFILES)

@@ -1,0 +1,37 @@
+"""Detection of AI-generated radiographs.
+
+>>> from radproof.detect import detect_file
+>>> result = detect_file("chest.png")
+>>> result.verdict, result.synthetic_probability
+('real', 0.08)
+
+Layers: :mod:`~radproof.detect.normalize` (one normalization for every input),
+:mod:`~radproof.detect.cues` (physics and forensic cues), :mod:`~radproof.detect.reference` (their
+distributions on real radiographs), :mod:`~radproof.detect.model` (the learned network, ONNX),
+:mod:`~radproof.detect.fusion` (calibration, verdict, evidence), :mod:`~radproof.detect.hints`
+(metadata and C2PA, reported apart), :mod:`~radproof.detect.explain` (heatmap PNG) and
+:mod:`~radproof.detect.evaluate` (metrics and the perturbation suite).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from radproof.detect.detector import Detection, Detector, default_detector
+from radproof.detect.hints import Hint
+from radproof.imaging.radiograph import Radiograph
+
+__all__ = ["Detection", "Detector", "Hint", "detect", "detect_file"]
+
+
+def detect(radiograph: Radiograph, *, data: bytes | None = None, detector: Detector | None = None) -> Detection:
+    """Detect whether one radiograph is AI-generated (the shipped detector unless one is given).
+
+    ``data``: the file's bytes, when available, so that C2PA and embedded-text hints can be read.
+    """
+    return (detector or default_detector()).detect(radiograph, data=data)
+
+
+def detect_file(path: str | Path, *, detector: Detector | None = None) -> Detection:
+    """Load a DICOM, PNG, JPEG or TIFF file and detect whether it is AI-generated."""
+    return (detector or default_detector()).detect_file(path)

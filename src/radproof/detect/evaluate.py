@@ -1,0 +1,532 @@
+"""Evaluation of the detector on a labelled manifest: metrics, protocol folds, perturbation suite.
+
+The manifest is a CSV with at least ``path`` (relative to the manifest's folder) and ``label``
+(real | synthetic); ``set``, ``generator`` and ``body_part`` are used for per-group tables and for the
+leave-one-generator-out / leave-one-set-out protocol. Thresholds are always fixed on the training part
+of a fold before its test part is scored.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+from scipy import ndimage
+
+from radproof.detect import cues as cue_functions
+from radproof.detect.fusion import Calibration, features, fit_calibration
+from radproof.detect.model import OnnxModel
+from radproof.detect.normalize import normalize
+from radproof.detect.reference import Reference, build_reference
+from radproof.errors import InputError
+from radproof.imaging import load, load_bytes, render
+from radproof.imaging.radiograph import Photometric, Radiograph, SourceFormat
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Item:
+    """One labelled image of a manifest."""
+
+    path: Path
+    label: int  # 1 synthetic, 0 real
+    set: str
+    generator: str
+    body_part: str
+    fmt: str = ""
+
+
+def read_manifest(manifest: str | Path) -> list[Item]:
+    """Items of a manifest CSV (paths resolved against its folder)."""
+    base = Path(manifest).parent
+    items: list[Item] = []
+    try:
+        with open(manifest, newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                label = str(row.get("label", "")).strip().lower()
+                if label not in ("real", "synthetic"):
+                    raise InputError(f"{manifest}: label must be real or synthetic, got {label!r}")
+                items.append(
+                    Item(
+                        path=base / row["path"],
+                        label=int(label == "synthetic"),
+                        set=row.get("set") or "",
+                        generator=row.get("generator") or ("real" if label == "real" else "unknown"),
+                        body_part=row.get("body_part") or "",
+                        fmt=row.get("format") or "",
+                    )
+                )
+    except FileNotFoundError:
+        raise InputError(f"{manifest}: no such file") from None
+    except KeyError as exc:
+        raise InputError(f"{manifest}: missing column {exc}") from None
+    if not items:
+        raise InputError(f"{manifest}: no images listed")
+    return items
+
+
+# -- perturbations --------------------------------------------------------------------------------
+
+
+def _as_8bit(image: Radiograph) -> npt.NDArray[np.uint8]:
+    frame = image.frame(0)
+    if frame.dtype == np.uint8 and image.photometric is Photometric.MONOCHROME2:
+        return frame
+    return render(image)
+
+
+def _raster(pixels: npt.NDArray[Any], bits: int = 8) -> Radiograph:
+    return Radiograph(pixels=pixels, bits_stored=bits, source_format=SourceFormat.ARRAY)
+
+
+def _jpeg(quality: int) -> Callable[[Radiograph], Radiograph]:
+    def apply(image: Radiograph) -> Radiograph:
+        buf = io.BytesIO()
+        Image.fromarray(_as_8bit(image), mode="L").save(buf, format="JPEG", quality=quality)
+        buf.seek(0)
+        with Image.open(buf) as im:
+            return _raster(np.asarray(im.convert("L")))
+
+    return apply
+
+
+def _resize(factor: float) -> Callable[[Radiograph], Radiograph]:
+    def apply(image: Radiograph) -> Radiograph:
+        f = image.brightness(0)
+        h, w = f.shape
+        size = (max(8, round(w * factor)), max(8, round(h * factor)))
+        out = np.asarray(Image.fromarray(f, mode="F").resize(size, Image.Resampling.BICUBIC))
+        return _as_uint16(out)
+
+    return apply
+
+
+def _as_uint16(values: npt.NDArray[Any]) -> Radiograph:
+    lo, hi = float(values.min()), float(values.max())
+    scaled = (values - lo) / max(hi - lo, 1e-6) * 65535.0
+    return _raster(np.clip(np.rint(scaled), 0, 65535).astype(np.uint16), 16)
+
+
+def _crop(image: Radiograph) -> Radiograph:
+    f = image.brightness(0)
+    h, w = f.shape
+    return _as_uint16(f[h // 10 + 3 : h - h // 10, w // 10 + 5 : w - w // 10])
+
+
+def _blur(image: Radiograph) -> Radiograph:
+    return _as_uint16(ndimage.gaussian_filter(image.brightness(0), 1.0))
+
+
+def _noise(image: Radiograph) -> Radiograph:
+    f = image.brightness(0)
+    rng = np.random.default_rng(0)
+    spread = float(np.percentile(f, 99) - np.percentile(f, 1)) or 1.0
+    return _as_uint16(f + rng.normal(0.0, 0.02 * spread, f.shape).astype(np.float32))
+
+
+def _window8(image: Radiograph) -> Radiograph:
+    f = image.brightness(0)
+    lo, hi = np.percentile(f, [5, 95])
+    return _raster(np.clip(np.rint((f - lo) / max(hi - lo, 1e-6) * 255.0), 0, 255).astype(np.uint8))
+
+
+def _secondary_capture(image: Radiograph) -> Radiograph:
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    pixels = _as_8bit(image)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset("sc.dcm", {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality = "DX"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.PixelRepresentation = 0
+    ds.PixelData = pixels.tobytes()
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return load_bytes(buf.getvalue(), name="secondary-capture")
+
+
+#: The perturbation suite: name -> function of a loaded radiograph.
+PERTURBATIONS: dict[str, Callable[[Radiograph], Radiograph]] = {
+    "jpeg95": _jpeg(95),
+    "jpeg75": _jpeg(75),
+    "jpeg50": _jpeg(50),
+    "resize0.5": _resize(0.5),
+    "resize1.5": _resize(1.5),
+    "crop": _crop,
+    "blur": _blur,
+    "noise": _noise,
+    "window8": _window8,
+    "secondary_capture": _secondary_capture,
+}
+
+
+# -- features -------------------------------------------------------------------------------------
+
+
+@dataclass
+class FeatureTable:
+    """Cue values (and model logits) of a list of items under one perturbation."""
+
+    items: list[Item]
+    names: list[str]
+    values: FloatArray  # (n, len(names))
+    logits: FloatArray | None = None
+    failed: list[tuple[Item, str]] = field(default_factory=list)
+
+    def rows(self, mask: npt.NDArray[np.bool_] | None = None) -> list[dict[str, float]]:
+        sel = self.values if mask is None else self.values[mask]
+        return [dict(zip(self.names, map(float, r), strict=True)) for r in sel]
+
+    @property
+    def labels(self) -> npt.NDArray[np.int_]:
+        return np.array([i.label for i in self.items], dtype=np.int_)
+
+
+def measure_items(
+    items: Sequence[Item],
+    perturbation: str | None = None,
+    model: OnnxModel | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> FeatureTable:
+    """Load, perturb, normalize and measure every item (unreadable or degenerate ones are listed apart)."""
+    names = list(cue_functions.CUES)
+    kept: list[Item] = []
+    values: list[list[float]] = []
+    logits: list[float] = []
+    failed: list[tuple[Item, str]] = []
+    perturb = PERTURBATIONS[perturbation] if perturbation else None
+    for k, item in enumerate(items):
+        if progress is not None:
+            progress(k, len(items))
+        try:
+            image = load(item.path)
+            if perturb is not None:
+                image = perturb(image)
+            norm = normalize(image)
+        except InputError as exc:
+            failed.append((item, str(exc)))
+            continue
+        if norm.problems:
+            failed.append((item, "; ".join(norm.problems)))
+            continue
+        v = cue_functions.measure(norm.pixels)
+        kept.append(item)
+        values.append([v[n] for n in names])
+        if model is not None:
+            logits.append(model.logit(norm.pixels)[0])
+    return FeatureTable(
+        items=kept,
+        names=names,
+        values=np.array(values, dtype=np.float64).reshape(len(kept), len(names)),
+        logits=np.array(logits, dtype=np.float64) if model is not None else None,
+        failed=failed,
+    )
+
+
+def save_table(table: FeatureTable, path: Path) -> None:
+    np.savez_compressed(
+        path,
+        values=table.values,
+        logits=table.logits if table.logits is not None else np.zeros(0),
+        paths=np.array([str(i.path) for i in table.items]),
+        names=np.array(table.names),
+    )
+
+
+def load_table(path: Path, items: Sequence[Item]) -> FeatureTable:
+    data = np.load(path, allow_pickle=False)
+    by_path = {str(i.path): i for i in items}
+    kept = [by_path[p] for p in data["paths"].tolist()]
+    logits = data["logits"] if data["logits"].size else None
+    return FeatureTable(kept, data["names"].tolist(), data["values"], logits)
+
+
+# -- scoring --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """Reference + calibration fitted on one training part."""
+
+    reference: Reference
+    calibration: Calibration
+
+    def scores(self, table: FeatureTable, mask: npt.NDArray[np.bool_] | None = None) -> FloatArray:
+        rows = table.rows(mask)
+        logits = table.logits if table.logits is not None else None
+        idx = np.flatnonzero(mask) if mask is not None else np.arange(len(rows))
+        return np.array(
+            [
+                self.calibration.probability(
+                    self.reference.atypicality(r), None if logits is None else float(logits[i])
+                )
+                for r, i in zip(rows, idx, strict=True)
+            ]
+        )
+
+
+def fit(table: FeatureTable, train: npt.NDArray[np.bool_], description: str) -> Fitted:
+    """Reference from the training reals, calibration from the training reals and fakes."""
+    labels = table.labels
+    real_rows = table.rows(train & (labels == 0))
+    reference = build_reference(real_rows, table.names, description)
+    rows = table.rows(train)
+    logits = table.logits[train] if table.logits is not None else None
+    x = np.array(
+        [features(reference.atypicality(r), None if logits is None else float(logits[i])) for i, r in enumerate(rows)]
+    )
+    calibration = fit_calibration(x, labels[train], use_model=table.logits is not None)
+    return Fitted(reference, calibration)
+
+
+# -- metrics --------------------------------------------------------------------------------------
+
+
+def auc(y: npt.NDArray[np.int_], s: FloatArray) -> float:
+    """Area under the ROC curve (Mann-Whitney, ties counted half)."""
+    pos, neg = s[y == 1], s[y == 0]
+    if pos.size == 0 or neg.size == 0:
+        return float("nan")
+    from scipy.stats import rankdata
+
+    ranks = rankdata(np.concatenate([pos, neg]))
+    return float((ranks[: pos.size].sum() - pos.size * (pos.size + 1) / 2) / (pos.size * neg.size))
+
+
+def bootstrap_auc(y: npt.NDArray[np.int_], s: FloatArray, n: int = 500, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile bootstrap interval of the AUC (resampling each class separately)."""
+    rng = np.random.default_rng(seed)
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    if pos.size == 0 or neg.size == 0:
+        return (float("nan"), float("nan"))
+    values = []
+    for _ in range(n):
+        idx = np.concatenate([rng.choice(pos, pos.size), rng.choice(neg, neg.size)])
+        values.append(auc(y[idx], s[idx]))
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def tpr_at_fpr(y: npt.NDArray[np.int_], s: FloatArray, fpr: float) -> float:
+    neg, pos = s[y == 0], s[y == 1]
+    if neg.size == 0 or pos.size == 0:
+        return float("nan")
+    threshold = float(np.quantile(neg, 1.0 - fpr, method="higher"))
+    return float(np.mean(pos > threshold))
+
+
+def expected_calibration_error(y: npt.NDArray[np.int_], p: FloatArray, bins: int = 10) -> float:
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    idx = np.clip(np.digitize(p, edges) - 1, 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        sel = idx == b
+        if sel.any():
+            total += float(sel.mean()) * abs(float(p[sel].mean()) - float(y[sel].mean()))
+    return total
+
+
+def metrics(y: npt.NDArray[np.int_], p: FloatArray, threshold: float, *, ci: bool = True) -> dict[str, float]:
+    """AUC (+ bootstrap CI), balanced accuracy / sensitivity / specificity at ``threshold``, TPR@FPR, ECE."""
+    pred = p >= threshold
+    out: dict[str, float] = {"n_real": int((y == 0).sum()), "n_synthetic": int((y == 1).sum())}
+    sens = float(pred[y == 1].mean()) if (y == 1).any() else float("nan")
+    spec = float((~pred[y == 0]).mean()) if (y == 0).any() else float("nan")
+    out.update(
+        auc=auc(y, p),
+        sensitivity=sens,
+        specificity=spec,
+        balanced_accuracy=(sens + spec) / 2.0,
+        tpr_at_1pct_fpr=tpr_at_fpr(y, p, 0.01),
+        tpr_at_5pct_fpr=tpr_at_fpr(y, p, 0.05),
+        ece=expected_calibration_error(y, p),
+    )
+    if ci:
+        out["auc_ci_low"], out["auc_ci_high"] = bootstrap_auc(y, p)
+    return out
+
+
+# -- protocol -------------------------------------------------------------------------------------
+
+
+def _holdout(item: Item, fraction: float = 0.3) -> bool:
+    digest = hashlib.sha256(str(item.path.name).encode()).digest()
+    return digest[0] / 256.0 < fraction
+
+
+def leave_one_generator_out(table: FeatureTable) -> list[dict[str, Any]]:
+    """For each generator: fit on the other generators and 70 % of the reals, test on it and the other 30 %."""
+    labels = table.labels
+    real_test = np.array([i.label == 0 and _holdout(i) for i in table.items])
+    gens = sorted({i.generator for i in table.items if i.label == 1})
+    results = []
+    for g in gens:
+        is_g = np.array([i.label == 1 and i.generator == g for i in table.items])
+        train = ~is_g & ~real_test
+        fitted = fit(table, train, f"fold without {g}")
+        test = is_g | real_test
+        p = fitted.scores(table, test)
+        m = metrics(labels[test], p, fitted.calibration.threshold_synthetic)
+        results.append({"fold": f"generator={g}", **m, "threshold": fitted.calibration.threshold_synthetic})
+    return results
+
+
+def leave_one_set_out(table: FeatureTable) -> list[dict[str, Any]]:
+    """For each real set: fit without it (all fakes kept for calibration), report specificity on it."""
+    labels = table.labels
+    sets = sorted({i.set for i in table.items if i.label == 0})
+    results = []
+    for s in sets:
+        is_s = np.array([i.label == 0 and i.set == s for i in table.items])
+        fitted = fit(table, ~is_s, f"fold without {s}")
+        p = fitted.scores(table, is_s)
+        t = fitted.calibration.threshold_synthetic
+        results.append(
+            {
+                "fold": f"real set={s}",
+                "n_real": int(is_s.sum()),
+                "specificity": float(np.mean(p < t)),
+                "uncertain_or_synthetic": float(np.mean(p >= fitted.calibration.threshold_real)),
+                "median_probability": float(np.median(p)),
+                "threshold": t,
+            }
+        )
+    return results
+
+
+def per_group(table: FeatureTable, p: FloatArray, threshold: float, key: str) -> list[dict[str, Any]]:
+    """Per set / generator / body part: detection rate (fakes) or specificity (reals)."""
+    groups: dict[str, list[int]] = {}
+    for k, item in enumerate(table.items):
+        groups.setdefault(str(getattr(item, key)), []).append(k)
+    out = []
+    for name, idx in sorted(groups.items()):
+        sel = np.array(idx)
+        labels = table.labels[sel]
+        flagged = p[sel] >= threshold
+        out.append(
+            {
+                key: name,
+                "n": int(sel.size),
+                "label": "synthetic" if labels.mean() > 0.5 else "real" if labels.mean() < 0.5 else "mixed",
+                "flagged_synthetic": float(flagged.mean()),
+                "median_probability": float(np.median(p[sel])),
+            }
+        )
+    return out
+
+
+def metadata_only_auc(items: Sequence[Item], normalized_view: bool) -> float:
+    """Cross-validated AUC of a metadata-only classifier (size, format, bit depth).
+
+    With ``normalized_view`` the classifier gets the same metadata of what the pixel layer sees (the
+    normalized image), which is identical for every input, so it must be at chance (0.5).
+    """
+    from radproof.detect.normalize import WORK_SIZE
+
+    rows = []
+    for item in items:
+        if normalized_view:
+            rows.append([float(WORK_SIZE), float(WORK_SIZE), 8.0, 1.0, 0.0])
+            continue
+        try:
+            with Image.open(item.path) as im:
+                w, h = im.size
+                fmt = im.format or ""
+        except Exception:
+            w, h, fmt = 0, 0, "DICOM"
+        rows.append([np.log1p(w), np.log1p(h), float(fmt == "PNG"), float(fmt == "JPEG"), float(fmt == "DICOM")])
+    x = np.array(rows)
+    y = np.array([i.label for i in items])
+    # Two-fold cross-validated nearest-centroid score on standardized features.
+    rng = np.random.default_rng(0)
+    fold = rng.integers(0, 2, len(items))
+    s = np.zeros(len(items))
+    for f in (0, 1):
+        tr, te = fold != f, fold == f
+        mu, sd = x[tr].mean(0), x[tr].std(0) + 1e-9
+        z = (x - mu) / sd
+        c1, c0 = z[tr & (y == 1)].mean(0), z[tr & (y == 0)].mean(0)
+        s[te] = np.linalg.norm(z[te] - c0, axis=1) - np.linalg.norm(z[te] - c1, axis=1)
+    return auc(y, s)
+
+
+def subsample(items: Sequence[Item], per_set: int, seed: int = 0) -> list[Item]:
+    """At most ``per_set`` items of each set (deterministic)."""
+    rng = np.random.default_rng(seed)
+    by: dict[str, list[Item]] = {}
+    for i in items:
+        by.setdefault(i.set, []).append(i)
+    out: list[Item] = []
+    for s in sorted(by):
+        group = by[s]
+        idx = rng.permutation(len(group))[:per_set]
+        out += [group[k] for k in sorted(idx)]
+    return out
+
+
+def perturbation_suite(
+    items: Sequence[Item], fitted: Fitted, model: OnnxModel | None, names: Iterable[str] | None = None
+) -> list[dict[str, Any]]:
+    """AUC on clean images and under each perturbation, with the drop, for the given detector."""
+    clean = measure_items(items, None, model)
+    base_p = fitted.scores(clean)
+    base = auc(clean.labels, base_p)
+    t = fitted.calibration.threshold_synthetic
+    out = [
+        {
+            "perturbation": "none",
+            "auc": base,
+            "auc_drop": 0.0,
+            "balanced_accuracy": metrics(clean.labels, base_p, t, ci=False)["balanced_accuracy"],
+        }
+    ]
+    for name in names or PERTURBATIONS:
+        table = measure_items(items, name, model)
+        p = fitted.scores(table)
+        a = auc(table.labels, p)
+        out.append(
+            {
+                "perturbation": name,
+                "auc": a,
+                "auc_drop": base - a,
+                "balanced_accuracy": metrics(table.labels, p, t, ci=False)["balanced_accuracy"],
+            }
+        )
+    return out
+
+
+def fitted_from_detector(reference: Reference, calibration: Calibration) -> Fitted:
+    return Fitted(reference, calibration)
+
+
+def restrict(table: FeatureTable, mask: npt.NDArray[np.bool_]) -> FeatureTable:
+    return replace(
+        table,
+        items=[i for i, m in zip(table.items, mask, strict=True) if m],
+        values=table.values[mask],
+        logits=None if table.logits is None else table.logits[mask],
+    )
+
+
+def summarize_groups(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return [dict(r) for r in rows]

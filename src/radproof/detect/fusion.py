@@ -1,0 +1,175 @@
+"""Calibrated fusion of the cue atypicality and the learned model into one probability and a verdict.
+
+The cue layer gives one number, the atypicality (how far the cues sit from real radiographs, in any
+direction, see :mod:`radproof.detect.reference`); the learned model gives a logit. A two-input
+logistic calibration (monotone: a larger atypicality or logit can only raise the probability) maps
+them to ``synthetic_probability``, fitted with balanced class weights, so 0.5 means "as likely
+synthetic as real" for a balanced mix. Two thresholds fixed at training time split the verdict into
+real / uncertain / synthetic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from radproof.detect.cues import DESCRIPTIONS
+from radproof.detect.reference import Reference
+
+#: Percentiles outside [LOW, 100 - LOW] of the real reference are reported as "lower/higher than real".
+LOW = 5.0
+
+
+def features(atypicality: float, model_logit: float | None) -> npt.NDArray[np.float64]:
+    """The calibration inputs: log atypicality and the model logit (0 when there is no model)."""
+    return np.array([np.log(max(atypicality, 1e-3)), 0.0 if model_logit is None else model_logit])
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Logistic calibration and the verdict thresholds (probabilities)."""
+
+    coef: tuple[float, float]
+    intercept: float
+    threshold_synthetic: float
+    threshold_real: float
+
+    def probability(self, atypicality: float, model_logit: float | None) -> float:
+        x = features(atypicality, model_logit)
+        z = float(np.dot(self.coef, x) + self.intercept)
+        return float(1.0 / (1.0 + np.exp(-np.clip(z, -40, 40))))
+
+    def verdict(self, probability: float) -> str:
+        if probability >= self.threshold_synthetic:
+            return "synthetic"
+        if probability < self.threshold_real:
+            return "real"
+        return "uncertain"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "coef": list(self.coef),
+            "intercept": self.intercept,
+            "threshold_synthetic": self.threshold_synthetic,
+            "threshold_real": self.threshold_real,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Calibration:
+        c = data["coef"]
+        return cls(
+            coef=(float(c[0]), float(c[1])),
+            intercept=float(data["intercept"]),
+            threshold_synthetic=float(data["threshold_synthetic"]),
+            threshold_real=float(data["threshold_real"]),
+        )
+
+
+def fit_calibration(
+    x: npt.NDArray[np.float64],
+    y: npt.NDArray[np.int_],
+    *,
+    use_model: bool,
+    target_specificity: float = 0.97,
+    l2: float = 1e-2,
+) -> Calibration:
+    """Fit the monotone logistic calibration with balanced class weights and fix the thresholds.
+
+    ``x`` has the two columns of :func:`features`; ``y`` is 1 for synthetic. The synthetic threshold
+    is the probability that keeps ``target_specificity`` of the training real images below it (never
+    under 0.5); the real threshold is half of it, leaving an honest "uncertain" band.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if not use_model:
+        x = x.copy()
+        x[:, 1] = 0.0
+    n_pos, n_neg = float(y.sum()), float(len(y) - y.sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("calibration needs both real and synthetic examples")
+    w = np.where(y == 1, 0.5 / n_pos, 0.5 / n_neg)
+    design = np.column_stack([x, np.ones(len(x))])
+    beta = np.zeros(3)
+    for _ in range(100):
+        p = 1.0 / (1.0 + np.exp(-np.clip(design @ beta, -40, 40)))
+        grad = design.T @ (w * (p - y)) + l2 * np.r_[beta[:2], 0.0]
+        hess = design.T @ (design * (w * p * (1 - p))[:, None]) + l2 * np.diag([1.0, 1.0, 0.0])
+        hess += 1e-9 * np.eye(3)
+        step = np.linalg.solve(hess, grad)
+        beta -= step
+        beta[:2] = np.maximum(beta[:2], 0.0)  # monotone: more atypical never means more real
+        if float(np.abs(step).max()) < 1e-8:
+            break
+    if not use_model:
+        beta[1] = 0.0
+    probs = 1.0 / (1.0 + np.exp(-np.clip(design @ beta, -40, 40)))
+    real_probs = probs[y == 0]
+    t_syn = max(0.5, float(np.quantile(real_probs, target_specificity)))
+    t_syn = min(t_syn, 0.95)
+    return Calibration(
+        coef=(float(beta[0]), float(beta[1])),
+        intercept=float(beta[2]),
+        threshold_synthetic=t_syn,
+        threshold_real=t_syn / 2.0,
+    )
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def evidence_items(values: Mapping[str, float], reference: Reference) -> list[dict[str, Any]]:
+    """One evidence entry per cue, most important first (the contract's five fields)."""
+    shares = reference.contributions(values)
+    items: list[dict[str, Any]] = []
+    for name in reference.names:
+        ref = reference.cues[name]
+        value = values[name]
+        pct = ref.percentile(value)
+        if pct < LOW:
+            direction = "lower than real"
+        elif pct > 100.0 - LOW:
+            direction = "higher than real"
+        else:
+            direction = "consistent with real"
+        where = (
+            "below every"
+            if pct <= 0.0
+            else "above every"
+            if pct >= 100.0
+            else f"at the {_ordinal(round(pct))} percentile of"
+        )
+        if pct in (0.0, 100.0):
+            where += f" one of the {reference.n_images}"
+        sentence = f"{DESCRIPTIONS.get(name, name)} {value:.3g}: {where} real radiographs ({ref.describe()})"
+        items.append(
+            {
+                "name": name,
+                "value": round(float(value), 6),
+                "reference": sentence,
+                "direction": direction,
+                "weight": round(shares[name], 4),
+            }
+        )
+    items.sort(key=lambda e: -float(e["weight"]))
+    return items
+
+
+def model_evidence(logit: float, reference_logits: Sequence[float]) -> dict[str, Any]:
+    """Evidence entry for the learned model, its logit placed among real radiographs' logits."""
+    arr = np.sort(np.asarray(reference_logits, dtype=np.float64))
+    pct = 100.0 * float(np.searchsorted(arr, logit)) / max(1, arr.size) if arr.size else 50.0
+    direction = "higher than real" if pct > 100.0 - LOW else "consistent with real"
+    where = f"at the {_ordinal(round(pct))} percentile of" if 0 < pct < 100 else "outside the range of"
+    return {
+        "name": "learned_model",
+        "value": round(float(logit), 6),
+        "reference": f"decoder-fingerprint network logit {logit:.3g}: {where} real radiographs",
+        "direction": direction,
+        "weight": 0.0,
+    }

@@ -1,0 +1,156 @@
+"""The one normalization every pixel cue and the learned model see.
+
+A detector that can see file format, size, bit depth or metadata learns those shortcuts instead of
+telling real radiographs from generated ones (the development fakes are 256 px PNG files, most real
+images are larger JPEGs). So every input, whatever it was, goes through the same steps:
+
+1. brightness: one frame, MONOCHROME1 inverted, rescale applied, colour already reduced to gray;
+2. intensity: a robust stretch of the 0.5-99.5 percentiles to 0..1 (bit depth and window vanish);
+3. scale: area-averaged down-sampling so that the short side is :data:`WORK_SIZE` pixels, then a
+   centred square crop (every result has the same size; nothing is up-sampled except inputs smaller
+   than the working size, which are reported as a reason for caution);
+4. one re-encoding: 8-bit quantization and a JPEG round trip at :data:`JPEG_QUALITY` (a PNG fake and
+   a JPEG original both arrive with the same compression history).
+
+The result is a :class:`Normalized` image: a ``WORK_SIZE`` x ``WORK_SIZE`` float32 array in 0..1,
+plus what the pipeline noticed about the input (reasons the pixel score cannot be trusted).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from radproof.errors import InputError
+from radproof.imaging.radiograph import Radiograph
+
+#: Side of the square every cue and the model see (pixels).
+WORK_SIZE = 256
+#: JPEG quality of the single re-encoding.
+JPEG_QUALITY = 90
+#: Smallest short side accepted at all (pixels); smaller inputs are refused.
+MIN_SIDE = 32
+#: Short sides under this are analysed but flagged (they must be up-sampled to the working size).
+SMALL_SIDE = 192
+
+FloatImage = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class Normalized:
+    """A radiograph after the detector's normalization.
+
+    Attributes
+    ----------
+    pixels
+        ``WORK_SIZE`` x ``WORK_SIZE`` float32 in 0..1, brightness (bone bright).
+    original_shape
+        (rows, cols) of the input frame.
+    crop
+        (top, left, height, width) of the analysed square in input pixel coordinates.
+    problems
+        Reasons the pixel evidence is unreliable (tiny, blank, binary, mostly saturated...).
+    """
+
+    pixels: FloatImage
+    original_shape: tuple[int, int]
+    crop: tuple[int, int, int, int]
+    problems: tuple[str, ...] = ()
+
+
+def brightness_frame(image: Radiograph) -> FloatImage:
+    """Frame 0 as float32 brightness (the loader already turned colour into gray)."""
+    return image.brightness(0)
+
+
+def stretch(values: FloatImage) -> tuple[FloatImage, list[str]]:
+    """Map the 0.5-99.5 percentiles to 0..1 and report degenerate intensity content."""
+    problems: list[str] = []
+    step = max(1, int(np.sqrt(values.size / 250_000)))
+    sample = values[::step, ::step]
+    finite = sample[np.isfinite(sample)]
+    if finite.size == 0:
+        raise InputError("image has no finite pixel values")
+    lo, hi = np.percentile(finite, [0.5, 99.5])
+    levels = np.unique(finite[:: max(1, finite.size // 20000)]).size
+    if hi - lo <= 1e-6 * max(1.0, abs(float(hi))):
+        problems.append("the image is blank or constant: there is nothing to analyse")
+        hi = lo + 1.0
+    elif levels <= 4:
+        problems.append(f"the image has only {levels} grey levels (binary or posterised)")
+    out = np.clip((values - np.float32(lo)) / np.float32(hi - lo), 0.0, 1.0).astype(np.float32)
+    saturated = float(np.mean((sample <= lo) | (sample >= hi)))
+    if saturated > 0.9 and not problems:
+        problems.append(f"{saturated:.0%} of the image is saturated")
+    return out, problems
+
+
+def _resize(values: FloatImage, rows: int, cols: int) -> FloatImage:
+    """Area-averaging resize of a float image (fast integer pre-reduction, then Pillow)."""
+    h, w = values.shape
+    factor = min(h // rows, w // cols)
+    if factor >= 2:
+        hh, ww = (h // factor) * factor, (w // factor) * factor
+        values = values[:hh, :ww].reshape(hh // factor, factor, ww // factor, factor).mean(axis=(1, 3))
+    img = Image.fromarray(np.ascontiguousarray(values, dtype=np.float32), mode="F")
+    if img.size != (cols, rows):
+        shrinking = img.size[0] >= cols and img.size[1] >= rows
+        method = Image.Resampling.BOX if shrinking else Image.Resampling.BICUBIC
+        img = img.resize((cols, rows), method)
+    return np.asarray(img, dtype=np.float32)
+
+
+def reencode(unit: FloatImage, quality: int = JPEG_QUALITY) -> FloatImage:
+    """Quantize 0..1 to 8 bits, round-trip through JPEG at ``quality``, return 0..1 float32."""
+    q = np.clip(np.rint(unit * 255.0), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(q, mode="L").save(buf, format="JPEG", quality=quality)
+    buf.seek(0)
+    with Image.open(buf) as im:
+        back = np.asarray(im.convert("L"), dtype=np.float32)
+    out: FloatImage = back / np.float32(255.0)
+    return out
+
+
+def normalize_array(values: npt.NDArray[np.floating] | npt.NDArray[np.integer]) -> Normalized:
+    """Normalize one 2-D brightness array (larger = brighter) of any dtype."""
+    arr = np.asarray(values, dtype=np.float32)
+    if arr.ndim != 2:
+        raise InputError(f"expected one 2-D frame, got shape {arr.shape}")
+    h, w = arr.shape
+    if min(h, w) < MIN_SIDE:
+        raise InputError(f"image is {h} x {w} pixels; the detector needs at least {MIN_SIDE} pixels on each side")
+    if not np.isfinite(arr).all():
+        arr = np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
+    unit, problems = stretch(arr)
+    short = min(h, w)
+    if short < SMALL_SIDE:
+        problems.append(f"the image is small ({h} x {w}); it was up-sampled to {WORK_SIZE} px, which hides noise")
+    scale = WORK_SIZE / short
+    rows, cols = max(WORK_SIZE, round(h * scale)), max(WORK_SIZE, round(w * scale))
+    resized = _resize(unit, rows, cols)
+    top, left = (rows - WORK_SIZE) // 2, (cols - WORK_SIZE) // 2
+    square = resized[top : top + WORK_SIZE, left : left + WORK_SIZE]
+    pixels = reencode(square)
+    crop = (round(top / scale), round(left / scale), round(WORK_SIZE / scale), round(WORK_SIZE / scale))
+    return Normalized(pixels=pixels, original_shape=(h, w), crop=crop, problems=tuple(problems))
+
+
+def normalize(image: Radiograph) -> Normalized:
+    """Normalize a :class:`~radproof.imaging.Radiograph` (frame 0) for the detector."""
+    result = normalize_array(brightness_frame(image))
+    extra: list[str] = []
+    if image.bits_stored == 1:
+        extra.append("the image is 1-bit (binary)")
+    if extra:
+        return Normalized(
+            pixels=result.pixels,
+            original_shape=result.original_shape,
+            crop=result.crop,
+            problems=result.problems + tuple(extra),
+        )
+    return result

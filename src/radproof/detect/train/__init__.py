@@ -1,0 +1,1 @@
+"""Training of the learned detector network (torch; install the ``train`` extra). Imported only when used."""

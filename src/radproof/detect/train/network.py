@@ -1,0 +1,263 @@
+"""Training the learned detector: a small fully convolutional network on aligned pairs.
+
+Recipe (chosen so that the network cannot learn dataset identity):
+
+- inputs are only normalized images (:mod:`radproof.detect.normalize`), never files;
+- positives are taef2 reconstructions of the REAL training images (same content, decoder fingerprint),
+  negatives are those real images: each batch holds both members of a pair, cropped and augmented
+  identically (JPEG 60-100, resize 0.6-1.4, blur, noise, windowing/gamma, flips), so the only
+  difference left to learn is the decoder's trace;
+- no development fake (ldm-iuxray, roentgen-v2, ddpm-lunggen) is used for training: they are kept for
+  evaluation of unseen generators;
+- real images in the 30 % evaluation hold-out of :mod:`radproof.detect.evaluate` are left out.
+
+This module needs only torch, numpy and Pillow (it runs on a bare GPU machine):
+``python -m radproof.detect.train.network PAIRS.npz TAEF2_DIR OUT.onnx --device cuda``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from PIL import Image, ImageFilter
+from torch import nn
+
+#: Must equal radproof.detect.normalize.JPEG_QUALITY (checked by the tests).
+JPEG_QUALITY = 90
+PATCH = 96
+
+
+class PatchNet(nn.Module):
+    """~60 k parameters; (N, 1, H, W) in 0..1 -> (N, 1, H/4, W/4) patch logits."""
+
+    def __init__(self, width: int = 24) -> None:
+        super().__init__()
+        w = width
+        self.body = nn.Sequential(
+            nn.Conv2d(1, w, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(w, w, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(w, 2 * w, 3, padding=1, stride=2), nn.ReLU(),
+            nn.Conv2d(2 * w, 2 * w, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(2 * w, 2 * w, 3, padding=1, stride=2), nn.ReLU(),
+            nn.Conv2d(2 * w, 2 * w, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(2 * w, 1, 1),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Work on the high-pass part: subtract a 3 x 3 local mean so brightness cannot matter.
+        local = nn.functional.avg_pool2d(nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+        out: torch.Tensor = self.body((x - local) * 16.0)
+        return out
+
+
+def reencode(unit: npt.NDArray[np.float32], quality: int = JPEG_QUALITY) -> npt.NDArray[np.float32]:
+    """8-bit quantization + JPEG round trip (same as the detector's normalization)."""
+    q = np.clip(np.rint(unit * 255.0), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(q, mode="L").save(buf, format="JPEG", quality=quality)
+    buf.seek(0)
+    with Image.open(buf) as im:
+        out: npt.NDArray[np.float32] = np.asarray(im.convert("L"), dtype=np.float32) / np.float32(255.0)
+    return out
+
+
+def decode_all(blob: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int64]) -> list[npt.NDArray[np.float32]]:
+    out = []
+    for a, b in zip(offsets[:-1], offsets[1:], strict=True):
+        with Image.open(io.BytesIO(blob[a:b].tobytes())) as im:
+            out.append(np.asarray(im.convert("L"), dtype=np.float32) / np.float32(255.0))
+    return out
+
+
+def reconstruct(images: list[npt.NDArray[np.float32]], taef2_dir: Path, device: str) -> list[npt.NDArray[np.float32]]:
+    """taef2 reconstructions of normalized images, re-encoded like the normalization does."""
+    from radproof.detect.train.taef2 import Taef2
+
+    ae = Taef2(taef2_dir).to(device)
+    out: list[npt.NDArray[np.float32]] = []
+    for start in range(0, len(images), 32):
+        batch = torch.from_numpy(np.stack(images[start : start + 32]))[:, None].repeat(1, 3, 1, 1).to(device)
+        rec = ae(batch).mean(dim=1).cpu().numpy()
+        out += [reencode(r.astype(np.float32)) for r in rec]
+    return out
+
+
+def _augment_pair(
+    a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], rng: np.random.Generator
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """The same random crop and processing applied to both members of a pair."""
+    scale = float(rng.uniform(0.6, 1.4)) if rng.random() < 0.5 else 1.0
+    side = min(a.shape[0], int(round(PATCH / scale)))
+    y, x = (int(rng.integers(0, a.shape[0] - side + 1)), int(rng.integers(0, a.shape[1] - side + 1)))
+    flip = rng.random() < 0.5
+    blur = float(rng.uniform(0.3, 1.0)) if rng.random() < 0.25 else 0.0
+    noise = float(rng.uniform(0.5, 3.0)) / 255.0 if rng.random() < 0.3 else 0.0
+    gamma = float(np.exp(rng.uniform(-0.4, 0.4))) if rng.random() < 0.5 else 1.0
+    lo, hi = (float(rng.uniform(0.0, 0.15)), float(rng.uniform(0.85, 1.0))) if rng.random() < 0.3 else (0.0, 1.0)
+    quality = int(rng.integers(60, 101)) if rng.random() < 0.7 else 0
+    seed = int(rng.integers(0, 2**31))
+    out = []
+    for img in (a, b):
+        p = img[y : y + side, x : x + side]
+        if flip:
+            p = p[:, ::-1]
+        pil = Image.fromarray(np.ascontiguousarray(p), mode="F")
+        if side != PATCH:
+            pil = pil.resize((PATCH, PATCH), Image.Resampling.BICUBIC)
+        p = np.asarray(pil, dtype=np.float32)
+        if blur:
+            q8 = Image.fromarray(np.clip(np.rint(p * 255), 0, 255).astype(np.uint8))
+            p = np.asarray(q8.filter(ImageFilter.GaussianBlur(blur)), dtype=np.float32) / 255.0
+        if noise:
+            p = p + np.random.default_rng(seed).normal(0.0, noise, p.shape).astype(np.float32)
+        p = np.clip((p - lo) / (hi - lo), 0.0, 1.0) ** gamma
+        p = reencode(p.astype(np.float32), quality) if quality else reencode(p.astype(np.float32))
+        out.append(p)
+    return out[0], out[1]
+
+
+def auc(pos: npt.NDArray[np.float64], neg: npt.NDArray[np.float64]) -> float:
+    if pos.size == 0 or neg.size == 0:
+        return float("nan")
+    order = np.argsort(np.concatenate([pos, neg]), kind="mergesort")
+    ranks = np.empty(order.size)
+    ranks[order] = np.arange(1, order.size + 1)
+    return float((ranks[: pos.size].sum() - pos.size * (pos.size + 1) / 2) / (pos.size * neg.size))
+
+
+def image_logits(net: PatchNet, images: list[npt.NDArray[np.float32]], device: str) -> npt.NDArray[np.float64]:
+    net.eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(images), 64):
+            batch = torch.from_numpy(np.stack(images[start : start + 64]))[:, None].to(device)
+            out.append(net(batch).mean(dim=(1, 2, 3)).cpu().numpy())
+    net.train()
+    return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+
+
+def fit(
+    reals: list[npt.NDArray[np.float32]],
+    recons: list[npt.NDArray[np.float32]],
+    *,
+    epochs: int,
+    device: str,
+    batch_pairs: int = 64,
+    seed: int = 0,
+    say: Callable[[str], None] = print,
+    evaluate: Callable[[PatchNet], str] | None = None,
+) -> PatchNet:
+    """Train on aligned pairs; every batch holds both members of each pair."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    net = PatchNet().to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
+    steps = max(1, epochs * (len(reals) // batch_pairs))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
+    loss_fn = nn.BCEWithLogitsLoss()
+    step = 0
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=8)
+    for epoch in range(epochs):
+        order = rng.permutation(len(reals))
+        t0, total = time.time(), 0.0
+        for start in range(0, len(order) - batch_pairs + 1, batch_pairs):
+            idx = order[start : start + batch_pairs]
+            seeds = rng.integers(0, 2**31, idx.size)
+            pairs = list(
+                pool.map(
+                    lambda a: _augment_pair(reals[a[0]], recons[a[0]], np.random.default_rng(a[1])),
+                    zip(idx, seeds, strict=True),
+                )
+            )
+            x = torch.from_numpy(np.stack([p[0] for p in pairs] + [p[1] for p in pairs]))[:, None].to(device)
+            y = torch.cat([torch.zeros(idx.size), torch.ones(idx.size)]).to(device)
+            logits = net(x).mean(dim=(1, 2, 3))
+            loss = loss_fn(logits, y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if step < steps:
+                sched.step()
+            step += 1
+            total += float(loss) * idx.size
+        msg = f"epoch {epoch + 1}/{epochs}: loss {total / max(1, len(order)):.4f} ({time.time() - t0:.0f} s)"
+        if evaluate is not None:
+            msg += " " + evaluate(net)
+        say(msg)
+    return net
+
+
+def export_onnx(net: PatchNet, path: Path) -> None:
+    """Export with dynamic height and width (opset 17)."""
+    net = net.cpu().eval()
+    dummy = torch.zeros(1, 1, 256, 256)
+    kwargs: dict[str, Any] = {
+        "input_names": ["image"],
+        "output_names": ["patch_logits"],
+        "dynamic_axes": {"image": {0: "n", 2: "h", 3: "w"}, "patch_logits": {0: "n", 2: "ph", 3: "pw"}},
+        "opset_version": 17,
+    }
+    try:
+        torch.onnx.export(net, (dummy,), str(path), dynamo=False, **kwargs)
+    except TypeError:  # older torch without the dynamo switch
+        torch.onnx.export(net, (dummy,), str(path), **kwargs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("pairs", type=Path, help="npz from radproof.detect.train.data.prepare")
+    ap.add_argument("taef2", type=Path)
+    ap.add_argument("output", type=Path)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--limit", type=int, default=0, help="use only this many training images (smoke test)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    data = np.load(args.pairs, allow_pickle=False)
+    train = decode_all(data["train_blob"], data["train_offsets"])
+    if args.limit:
+        train = train[: args.limit]
+    t0 = time.time()
+    recons = reconstruct(train, args.taef2, args.device)
+    reals = [reencode(r) for r in train]  # the same last step as the reconstructions
+    print(f"{len(reals)} aligned pairs in {time.time() - t0:.0f} s", flush=True)
+    evals: dict[str, list[npt.NDArray[np.float32]]] = {}
+    if "eval_blob" in data:
+        images = decode_all(data["eval_blob"], data["eval_offsets"])
+        groups = data["eval_groups"].tolist()
+        for g, img in zip(groups, images, strict=True):
+            evals.setdefault(g, []).append(img)
+        held = evals.get("real-holdout", [])[: args.limit or None]
+        evals["taef2-holdout"] = reconstruct(held, args.taef2, args.device)
+
+    def evaluate(net: PatchNet) -> str:
+        if "real-holdout" not in evals:
+            return ""
+        neg = image_logits(net, evals["real-holdout"], args.device)
+        parts = [
+            f"{g} AUC {auc(image_logits(net, imgs, args.device), neg):.3f}"
+            for g, imgs in sorted(evals.items())
+            if g != "real-holdout"
+        ]
+        return "| " + ", ".join(parts)
+
+    net = fit(
+        reals, recons, epochs=args.epochs, device=args.device, say=lambda m: print(m, flush=True), evaluate=evaluate
+    )
+    export_onnx(net, args.output)
+    print(f"wrote {args.output} ({args.output.stat().st_size} bytes)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

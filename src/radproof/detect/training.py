@@ -1,0 +1,92 @@
+"""Rebuilding the shipped detector: reference statistics, calibration and (optionally) the network.
+
+The cue layer needs no deep-learning framework: its reference comes from the real images of the
+manifest and its calibration from all of them. The network is trained by :mod:`radproof.detect.train`
+(torch, the ``train`` extra) or taken from an existing ONNX file.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from radproof.detect.evaluate import fit, measure_items, read_manifest
+from radproof.detect.model import OnnxModel
+from radproof.errors import InputError
+from radproof.fileio import atomic_write_bytes
+
+MODEL_FILE = "detector.onnx"
+
+
+def train_detector(
+    manifest: Path,
+    output: Path,
+    *,
+    cnn: bool = False,
+    model_file: Path | None = None,
+    pairs: Path | None = None,
+    taef2: Path | None = None,
+    epochs: int = 6,
+    device: str = "cpu",
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Write ``output/detector.json`` (and ``detector.onnx`` with a network); return a summary."""
+    say = progress or (lambda _m: None)
+    items = read_manifest(manifest)
+    output.mkdir(parents=True, exist_ok=True)
+    onnx_path = output / MODEL_FILE
+    if cnn:
+        from radproof.detect.train.network import train_network
+
+        say("training the network")
+        train_network(items, onnx_path, pairs=pairs, taef2=taef2, epochs=epochs, device=device, progress=say)
+    elif model_file is not None:
+        if not model_file.is_file():
+            raise InputError(f"{model_file}: no such model file")
+        if model_file.resolve() != onnx_path.resolve():
+            shutil.copyfile(model_file, onnx_path)
+    model = OnnxModel(onnx_path) if (cnn or model_file is not None) else None
+    say(f"measuring {len(items)} images")
+    table = measure_items(items, None, model)
+    fitted = fit(
+        table,
+        np.ones(len(table.items), dtype=bool),
+        f"{int((table.labels == 0).sum())} real radiographs of {manifest.name}",
+    )
+    model_spec = None
+    if table.logits is not None:
+        real = table.logits[table.labels == 0]
+        model_spec = {
+            "file": MODEL_FILE,
+            "real_logit_quantiles": [float(v) for v in np.percentile(real, np.arange(0, 101))],
+        }
+    config = {
+        "version": 1,
+        "reference": fitted.reference.to_json(),
+        "calibration": fitted.calibration.to_json(),
+        "model": model_spec,
+        "provenance": {
+            "command": f"radproof train {manifest.name} -o {output.name}"
+            + (" --cnn" if cnn else "")
+            + (f" --model-file {MODEL_FILE}" if model_file is not None else ""),
+            "n_images": len(table.items),
+            "n_real": int((table.labels == 0).sum()),
+            "n_synthetic": int((table.labels == 1).sum()),
+            "skipped": len(table.failed),
+        },
+    }
+    atomic_write_bytes(output / "detector.json", json.dumps(config, indent=1).encode("utf-8"))
+    if not cnn and model_file is None and onnx_path.exists():
+        onnx_path.unlink()
+    return {
+        "output": str(output),
+        "images": len(table.items),
+        "skipped": len(table.failed),
+        "calibration": fitted.calibration.to_json(),
+        "model": model_spec is not None,
+    }

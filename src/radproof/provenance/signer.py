@@ -1,0 +1,236 @@
+"""Add a PS3.15 digital signature (Base/Creator RSA profile) to a DICOM dataset or file."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pydicom
+from cryptography.hazmat.primitives.asymmetric import rsa
+from pydicom.dataset import Dataset, FileDataset
+from pydicom.sequence import Sequence
+from pydicom.uid import generate_uid
+
+from radproof.errors import InputError, PolicyError
+from radproof.fileio import atomic_write_bytes, read_input_bytes
+from radproof.provenance import dicom_signature as stream
+from radproof.provenance.codes import MIN_RSA_BITS, PURPOSE_SCHEME, MacAlgorithm, Purpose
+from radproof.provenance.identity import Identity
+
+CERTIFICATE_TYPE = "X509_1993_SIG"
+TIMESTAMP_TYPE = "CMS_TSP"
+
+
+def sign_dataset(
+    ds: Dataset,
+    identity: Identity,
+    purpose: Purpose = Purpose.SOURCE,
+    tsa_url: str | None = None,
+    *,
+    algorithm: MacAlgorithm = MacAlgorithm.SHA256,
+    now: dt.datetime | None = None,
+) -> None:
+    """Add one signature over every signable top-level element of ``ds``, in place.
+
+    Earlier signatures stay; the new one does not cover them (the Digital Signatures Sequence is never
+    signed), so a radiologist can countersign what a technologist signed.
+
+    Parameters
+    ----------
+    ds
+        The dataset; its ``file_meta.TransferSyntaxUID`` decides the MAC transfer syntax
+        (the file's own when compressed, Explicit VR Little Endian otherwise).
+    identity
+        Certificate and key (see :func:`radproof.provenance.load_identity`).
+    purpose
+        Digital Signature Purpose Code (CID 7007).
+    tsa_url
+        Ask this RFC 3161 Time-Stamp Authority for a Certified Timestamp over the signature.
+    algorithm
+        MAC algorithm; SHA-256 or stronger (weaker ones raise :class:`~radproof.errors.PolicyError`).
+    """
+    when = now or dt.datetime.now(dt.UTC)
+    _check_policy(identity, algorithm, when)
+    mac_id = _next_mac_id(ds)
+    stream.pad_odd_fragments(ds)
+    signed_tags = stream.eligible_tags(ds)
+    if not signed_tags:
+        raise InputError("the dataset has no elements a signature could cover")
+
+    item = Dataset()
+    item.MACIDNumber = mac_id
+    item.DigitalSignatureUID = generate_uid()
+    item.DigitalSignatureDateTime = _dicom_datetime(when)
+    item.CertificateType = CERTIFICATE_TYPE
+    code = Dataset()
+    code.CodeValue = purpose.value
+    code.CodingSchemeDesignator = PURPOSE_SCHEME
+    code.CodeMeaning = purpose.meaning
+    item.DigitalSignaturePurposeCodeSequence = Sequence([code])
+
+    hasher = hashlib.new(algorithm.hashlib_name)
+    try:
+        for chunk in stream.mac_stream(ds, signed_tags, item):
+            hasher.update(chunk)
+    except stream.MalformedElement as exc:
+        raise InputError(f"cannot sign: {exc}") from None
+    signature = identity.key.sign_digest(hasher.digest(), algorithm)
+
+    item.CertificateOfSigner = _der(identity)
+    item.Signature = signature
+    if tsa_url is not None:
+        from radproof.provenance.timestamp import request_timestamp
+
+        item.CertifiedTimestampType = TIMESTAMP_TYPE
+        item.CertifiedTimestamp = request_timestamp(tsa_url, signature)
+
+    params = Dataset()
+    params.MACIDNumber = mac_id
+    params.MACCalculationTransferSyntaxUID = stream.stream_transfer_syntax(ds)
+    params.MACAlgorithm = algorithm.value
+    params.DataElementsSigned = [pydicom.tag.Tag(t) for t in signed_tags]
+
+    _sequence(ds, stream.DIGITAL_SIGNATURES_SEQUENCE).append(item)
+    _sequence(ds, stream.MAC_PARAMETERS_SEQUENCE).append(params)
+
+
+def sign_file(
+    in_path: str | Path,
+    out_path: str | Path | None,
+    identity: Identity,
+    purpose: Purpose = Purpose.SOURCE,
+    tsa_url: str | None = None,
+    *,
+    in_place: bool = False,
+    algorithm: MacAlgorithm = MacAlgorithm.SHA256,
+) -> Path:
+    """Sign a DICOM file and write the result atomically; returns the path written.
+
+    The input is never modified unless ``in_place`` is true (then ``out_path`` must be None or the input).
+    Compressed pixel data is kept exactly as it is.
+    """
+    source = Path(in_path)
+    if out_path is None:
+        if not in_place:
+            raise InputError("give an output path (-o OUT), or ask for --in-place to overwrite the input")
+        target = source
+    else:
+        target = Path(out_path)
+        if not in_place and target.exists() and target.resolve() == source.resolve():
+            raise InputError(f"{target} is the input file; use --in-place to overwrite it")
+    ds = read_for_signature(source, str(source))
+    sign_dataset(ds, identity, purpose, tsa_url, algorithm=algorithm)
+    atomic_write_bytes(target, dataset_bytes(ds))
+    return target
+
+
+def read_for_signature(data: bytes | Path, label: str) -> FileDataset:
+    """Parse a DICOM file (bytes, or a path read once without an extra copy) without touching its values.
+
+    Element values stay exactly as read, so that they hash byte for byte as they are in the file.
+    """
+    if isinstance(data, Path):
+        if not data.is_file():
+            read_input_bytes(data)  # raises the InputError that says why (missing, a folder, no permission)
+        head = _head(data)
+        source: Any = str(data)
+    else:
+        head = data[:132]
+        source = io.BytesIO(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            ds = pydicom.dcmread(source, force=head[128:132] != b"DICM")
+        except Exception as exc:
+            raise InputError(f"{label}: not a readable DICOM file ({_short(exc)})") from None
+    if len(ds) == 0:
+        raise InputError(f"{label}: no DICOM elements found")
+    if "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
+        implicit = ds.is_implicit_VR if ds.is_implicit_VR is not None else True
+        little = ds.is_little_endian if ds.is_little_endian is not None else True
+        uid = "1.2.840.10008.1.2" if implicit else ("1.2.840.10008.1.2.1" if little else "1.2.840.10008.1.2.2")
+        if not hasattr(ds, "file_meta") or ds.file_meta is None:
+            ds.file_meta = pydicom.dataset.FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.UID(uid)
+    return ds
+
+
+def _head(path: Path) -> bytes:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(132)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def dataset_bytes(ds: Dataset) -> bytes:
+    """Encode a signed dataset as a Part 10 file in its own transfer syntax (raw values kept as read)."""
+    buffer = io.BytesIO()
+    complete = getattr(ds, "preamble", None) is not None and "MediaStorageSOPClassUID" in ds.file_meta
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            ds.save_as(buffer, enforce_file_format=not complete)
+        except Exception as exc:
+            raise InputError(f"cannot write the signed file ({_short(exc)})") from None
+    return buffer.getvalue()
+
+
+def _check_policy(identity: Identity, algorithm: MacAlgorithm, when: dt.datetime) -> None:
+    if not algorithm.strong:
+        raise PolicyError(f"{algorithm.value} is too weak for a new signature: use SHA256, SHA384 or SHA512")
+    public = identity.certificate.public_key()
+    if not isinstance(public, rsa.RSAPublicKey):
+        raise PolicyError("the signer certificate does not hold an RSA key; the RSA profiles need one")
+    bits = min(public.key_size, identity.key.key_size)
+    if bits < MIN_RSA_BITS:
+        raise PolicyError(f"a {bits}-bit RSA key is too short for a new signature (at least {MIN_RSA_BITS})")
+    cert = identity.certificate
+    if when < cert.not_valid_before_utc:
+        raise PolicyError(f"the signer certificate is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC")
+    if when > cert.not_valid_after_utc:
+        raise PolicyError(f"the signer certificate expired on {cert.not_valid_after_utc:%Y-%m-%d}; issue a new one")
+
+
+def _next_mac_id(ds: Dataset) -> int:
+    used: set[int] = set()
+    for tag in (stream.MAC_PARAMETERS_SEQUENCE, stream.DIGITAL_SIGNATURES_SEQUENCE):
+        if tag in ds:
+            for entry in ds[tag].value or []:
+                if "MACIDNumber" in entry:
+                    used.add(int(entry.MACIDNumber))
+    mac_id = 0
+    while mac_id in used:
+        mac_id += 1
+    if mac_id > 0xFFFF:
+        raise InputError("the dataset already holds the maximum number of signatures")
+    return mac_id
+
+
+def _sequence(ds: Dataset, tag: int) -> Sequence:
+    if tag not in ds:
+        ds.add_new(tag, "SQ", Sequence())
+    value = ds[tag].value
+    if not isinstance(value, Sequence):
+        raise InputError(f"({tag >> 16:04X},{tag & 0xFFFF:04X}) is not a sequence; the file is corrupt")
+    return value
+
+
+def _der(identity: Identity) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return identity.certificate.public_bytes(serialization.Encoding.DER)
+
+
+def _dicom_datetime(when: dt.datetime) -> str:
+    when = when.astimezone(dt.UTC)
+    return when.strftime("%Y%m%d%H%M%S.%f") + "+0000"
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]

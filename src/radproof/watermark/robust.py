@@ -1,0 +1,388 @@
+"""Robust layer: a keyed, tiled spread-spectrum pattern that survives export, compression and resizing.
+
+Embedding
+    A 32 x 32 tile of keyed +-1 cells is repeated over the whole image. 384 cells are a fixed keyed
+    synchronisation pattern; the other 640 carry the 188 bits of the convolutionally coded payload
+    (64 payload bits + a 24-bit keyed tag), each bit spread over several cells with keyed signs. The
+    cell size scales with the image (the shorter side spans 256 cells), the tile is rendered with
+    bilinear interpolation, weighted by a perceptual mask (local texture; zero on flat, saturated
+    collimation) and scaled to a target PSNR at native bit depth.
+
+Reading
+    The image is decimated, whitened and contrast-normalised. The periodic tiling shows up as a
+    lattice of peaks in the autocorrelation; its two basis vectors give scale, rotation and aspect
+    directly. The image is resampled on that lattice and folded into one tile; a circular correlation
+    with the synchronisation cells finds the translation (and a polarity flip from MONOCHROME1 or
+    inverted exports); the data cells feed a soft Viterbi decoder, and the keyed tag decides whether a
+    payload was found.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy import fft as sfft
+from scipy import ndimage
+
+from radproof.watermark import ecc
+from radproof.watermark.keys import WatermarkKey
+
+TILE = 32
+PAYLOAD_BYTES = 8
+TAG_BYTES = 3
+INFO_BITS = 8 * (PAYLOAD_BYTES + TAG_BYTES)
+CODED_BITS = ecc.coded_length(INFO_BITS)
+SYNC_CELLS = 384
+CELLS_PER_SIDE = 256  # the image's shorter side spans this many cells
+MIN_CELL = 3.0
+DEFAULT_PSNR = 46.0
+
+F32 = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class RobustReading:
+    found: bool
+    payload: bytes | None
+    bit_errors: int | None
+    confidence: float  # 1 - the chance that an unmarked image shows a sync peak this strong
+    sync_z: float
+
+
+@dataclass(frozen=True)
+class _Layout:
+    pn: F32  # (TILE, TILE) keyed signs
+    sync: npt.NDArray[np.bool_]  # cells used for synchronisation
+    data_index: npt.NDArray[np.int64]  # coded bit carried by each data cell, -1 for sync cells
+
+
+@lru_cache(maxsize=8)
+def _layout(seed: int) -> _Layout:
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(TILE * TILE)
+    sync = np.zeros(TILE * TILE, dtype=bool)
+    sync[perm[:SYNC_CELLS]] = True
+    data_index = np.full(TILE * TILE, -1, dtype=np.int64)
+    data_cells = perm[SYNC_CELLS:]
+    data_index[data_cells] = rng.permutation(np.arange(data_cells.size) % CODED_BITS)
+    pn = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=TILE * TILE)
+    return _Layout(pn.reshape(TILE, TILE), sync.reshape(TILE, TILE), data_index.reshape(TILE, TILE))
+
+
+def _tag(key: WatermarkKey, payload: bytes) -> bytes:
+    return hmac.new(key.derive("robust-tag"), payload, hashlib.sha256).digest()[:TAG_BYTES]
+
+
+def _coded_bits(key: WatermarkKey, payload: bytes) -> npt.NDArray[np.uint8]:
+    info = ecc.bytes_to_bits(payload + _tag(key, payload))
+    scramble = ecc.bytes_to_bits(key.derive("robust-scramble", PAYLOAD_BYTES + TAG_BYTES))
+    return ecc.encode(info ^ scramble)
+
+
+def _tile(key: WatermarkKey, payload: bytes) -> F32:
+    lay = _layout(key.seed("robust-layout"))
+    coded = _coded_bits(key, payload)
+    signs = np.where(lay.sync, 1.0, 2.0 * coded[np.maximum(lay.data_index, 0)] - 1.0)
+    out: F32 = (lay.pn * signs).astype(np.float32)
+    return out
+
+
+def cell_size(shape: tuple[int, int]) -> float:
+    return max(MIN_CELL, min(shape) / CELLS_PER_SIDE)
+
+
+def _interp_matrix(n: int, cell: float) -> F32:
+    """(n, TILE) matrix that renders a periodic tile row with bilinear interpolation."""
+    u = (np.arange(n, dtype=np.float64) + 0.5) / cell - 0.5
+    i0 = np.floor(u).astype(np.int64)
+    f = (u - i0).astype(np.float32)
+    m = np.zeros((n, TILE), dtype=np.float32)
+    rows = np.arange(n)
+    np.add.at(m, (rows, i0 % TILE), 1.0 - f)
+    np.add.at(m, (rows, (i0 + 1) % TILE), f)
+    return m
+
+
+def _render(tile: F32, shape: tuple[int, int], cell: float) -> F32:
+    out: F32 = _interp_matrix(shape[0], cell) @ tile @ _interp_matrix(shape[1], cell).T
+    return out
+
+
+def _decimate(x: F32, d: int) -> F32:
+    if d <= 1:
+        return x
+    h, w = (x.shape[0] // d) * d, (x.shape[1] // d) * d
+    out: F32 = x[:h, :w].reshape(h // d, d, w // d, d).mean(axis=(1, 3), dtype=np.float32)
+    return out
+
+
+def texture_mask(x: F32, lo: float, hi: float, cell: float) -> F32:
+    """Embedding weight per pixel: local texture, zero on flat or saturated background, mean about 1."""
+    d = max(1, int(cell // 2))
+    xd = _decimate(x, d)
+    span = max(hi - lo, 1.0)
+    c = cell / d
+    smooth = ndimage.gaussian_filter(xd, c)
+    hp = xd - smooth
+    act = np.sqrt(ndimage.gaussian_filter(hp * hp, 2 * c))
+    busy = act[act > 1e-3 * span]
+    ref = float(np.median(busy)) if busy.size else 1.0
+    weight = np.clip(act / max(ref, 1e-6), 0.0, 2.5)
+    weight[act < 0.15 * ref] = 0.0  # flat background: nothing to hide a pattern in
+    margin = 0.02 * span
+    weight[(smooth < lo + margin) | (smooth > hi - margin)] = 0.0  # saturated collimation
+    weight = ndimage.gaussian_filter(weight, c)
+    full = np.repeat(np.repeat(weight, d, axis=0), d, axis=1)
+    full = np.pad(full, ((0, x.shape[0] - full.shape[0]), (0, x.shape[1] - full.shape[1])), mode="edge")
+    return full.astype(np.float32)
+
+
+def embed_robust(
+    frame: npt.NDArray[Any],
+    lo: int,
+    hi: int,
+    key: WatermarkKey,
+    payload: bytes,
+    *,
+    psnr: float = DEFAULT_PSNR,
+) -> npt.NDArray[Any]:
+    """Add the robust pattern to one 2-D frame; returns integers of the same dtype within ``lo..hi``."""
+    if len(payload) != PAYLOAD_BYTES:
+        raise ValueError(f"the robust payload is exactly {PAYLOAD_BYTES} bytes")
+    x = frame.astype(np.float32)
+    cell = cell_size(x.shape)
+    pattern = _render(_tile(key, payload), x.shape, cell)
+    mask = texture_mask(x, lo, hi, cell)
+    w = pattern * mask
+    power = float(np.mean(w.astype(np.float64) ** 2))
+    if power <= 0:
+        return frame.copy()
+    target = (hi - lo) ** 2 / 10 ** (psnr / 10)
+    marked = np.clip(np.rint(x + w * np.float32(math.sqrt(target / power))), lo, hi)
+    return marked.astype(frame.dtype)
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading
+
+
+def _whiten(x: F32) -> F32:
+    hp = ndimage.gaussian_filter(x, 0.5) - ndimage.gaussian_filter(x, 2.0)
+    energy = np.sqrt(ndimage.gaussian_filter(hp * hp, 8.0))
+    floor = float(np.median(energy)) * 0.1 + 1e-6
+    out: F32 = np.clip(hp / (energy + floor), -4.0, 4.0).astype(np.float32)
+    return out
+
+
+def _autocorrelation(f: F32) -> F32:
+    h, w = f.shape
+    spec = sfft.rfft2(f - f.mean(), workers=1)
+    power = (spec.real**2 + spec.imag**2).astype(np.float32)
+    # Whiten the spectrum so that the comb of a periodic pattern stands out against the content.
+    power /= ndimage.uniform_filter(power, 9, mode="wrap") + 1e-9
+    # JPEG's 8x8 block grid is periodic too; blank its spectral lines.
+    for k in range(1, 8):
+        ry = round(k * h / 8)
+        power[max(ry - 3, 0) : ry + 4, :] = 0
+        cx = round(k * w / 8)
+        if cx < power.shape[1]:
+            power[:, max(cx - 3, 0) : cx + 4] = 0
+    power[0, 0] = 0
+    acf: F32 = sfft.irfft2(power, s=(h, w), workers=1).astype(np.float32)
+    return acf
+
+
+def _refine_peak(acf: F32, v: npt.NDArray[np.float64]) -> npt.NDArray[np.float64] | None:
+    h, w = acf.shape
+    y0, x0 = round(v[1]), round(v[0])
+    ys = np.arange(y0 - 2, y0 + 3) % h
+    xs = np.arange(x0 - 2, x0 + 3) % w
+    win = acf[np.ix_(ys, xs)]
+    iy, ix = np.unravel_index(int(np.argmax(win)), win.shape)
+    if iy in (0, 4) or ix in (0, 4):
+        return None
+    c = win[iy, ix]
+    dy = 0.5 * (win[iy - 1, ix] - win[iy + 1, ix]) / (win[iy - 1, ix] - 2 * c + win[iy + 1, ix] - 1e-12)
+    dx = 0.5 * (win[iy, ix - 1] - win[iy, ix + 1]) / (win[iy, ix - 1] - 2 * c + win[iy, ix + 1] - 1e-12)
+    return np.array([x0 - 2 + ix + np.clip(dx, -0.5, 0.5), y0 - 2 + iy + np.clip(dy, -0.5, 0.5)])
+
+
+def _lattices(
+    f: F32, shortest: float, longest: float
+) -> list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]]:
+    """Candidate lattice bases (x-like vector, y-like vector), in pixels of ``f``, best first."""
+    acf = _autocorrelation(f)
+    h, w = acf.shape
+    rmin = max(shortest, 8.0)
+    rmax = min(longest, min(h, w) / 2.2)
+    yy = np.fft.fftfreq(h, 1.0 / h)[:, None]
+    xx = np.fft.fftfreq(w, 1.0 / w)[None, :]
+    r = np.hypot(yy, xx)
+    ring = (r >= rmin) & (r <= rmax)
+    local_max = acf == ndimage.maximum_filter(acf, size=5, mode="wrap")
+    cand = np.flatnonzero((ring & local_max).ravel())
+    if cand.size == 0:
+        return []
+    vals = acf.ravel()[cand]
+    top = cand[np.argsort(vals)[::-1][:48]]
+    vecs = np.stack([xx[0, top % w], yy[top // w, 0]], axis=1).astype(np.float64)
+    vecs = vecs[(vecs[:, 1] > 0) | ((vecs[:, 1] == 0) & (vecs[:, 0] > 0))]  # one of each +-v pair
+    if len(vecs) < 2:
+        return []
+    ia, ib = np.triu_indices(len(vecs), 1)
+    a, b = vecs[ia], vecs[ib]
+    la, lb = np.hypot(a[:, 0], a[:, 1]), np.hypot(b[:, 0], b[:, 1])
+    cos = np.abs((a * b).sum(axis=1)) / (la * lb)
+    keep = (cos < 0.35) & (la / lb > 0.75) & (la / lb < 1.33)
+    a, b = a[keep], b[keep]
+    if len(a) == 0:
+        return []
+    pts = np.concatenate([a, b, a + b, a - b])
+    vals_at = ndimage.map_coordinates(acf, [pts[:, 1] % h, pts[:, 0] % w], order=1, mode="grid-wrap")
+    score = vals_at.reshape(4, -1).sum(axis=0)
+    out: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = []
+    seen: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = []
+    for i in np.argsort(score)[::-1][:5]:
+        # A sub-lattice can outscore the true one: try the diagonal halves and the halves too.
+        for u, v in ((a[i], b[i]), ((a[i] + b[i]) / 2, (a[i] - b[i]) / 2), (a[i] / 2, b[i] / 2)):
+            ex, ey = (u, v) if abs(u[0]) >= abs(v[0]) else (v, u)
+            ex = ex if ex[0] > 0 else -ex
+            ey = ey if ey[1] > 0 else -ey
+            if np.hypot(*ex) < rmin * 0.7 or np.hypot(*ey) < rmin * 0.7:
+                continue
+            if any(np.abs(ex - px).max() < 1.0 and np.abs(ey - py).max() < 1.0 for px, py in seen):
+                continue
+            seen.append((ex, ey))
+            out.append(_refine_lattice(acf, ex, ey))
+    # A lattice of multiples of 8 pixels is most likely JPEG's block grid: try those last.
+    return sorted(out, key=_looks_like_jpeg_grid)
+
+
+def _looks_like_jpeg_grid(basis: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]) -> bool:
+    v = np.concatenate(basis)
+    return bool(np.all(np.abs(v - 8 * np.round(v / 8)) < 0.6))
+
+
+def _refine_lattice(
+    acf: F32, ex: npt.NDArray[np.float64], ey: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    h, w = acf.shape
+    limit = 0.45 * min(h, w)
+    rows, targets = [], []
+    for k in range(-4, 5):
+        for m in range(0, 5):
+            if (k, m) == (0, 0) or (m == 0 and k < 0):
+                continue
+            v = k * ex + m * ey
+            if np.hypot(*v) > limit:
+                continue
+            peak = _refine_peak(acf, v)
+            if peak is None or np.hypot(*(peak - v)) > 1.5:
+                continue
+            rows.append([k, m])
+            targets.append(peak)
+    if len(rows) < 3:
+        return ex, ey
+    sol, *_ = np.linalg.lstsq(np.array(rows, dtype=np.float64), np.array(targets), rcond=None)
+    return sol[0], sol[1]
+
+
+def _fold(f: F32, ex: npt.NDArray[np.float64], ey: npt.NDArray[np.float64]) -> F32:
+    """Resample ``f`` at half-cell steps on the lattice and average it into one (2T, 2T) tile."""
+    h, w = f.shape
+    basis = np.stack([ex, ey], axis=1) / (2 * TILE)  # half-cell steps: columns map (q, p) -> (x, y)
+    inv = np.linalg.inv(basis)
+    corners = np.array([[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1]], dtype=np.float64).T
+    qp = inv @ corners
+    q = np.arange(math.floor(qp[0].min()), math.ceil(qp[0].max()) + 1)
+    p = np.arange(math.floor(qp[1].min()), math.ceil(qp[1].max()) + 1)
+    qq, pp = np.meshgrid(q, p)
+    xs = basis[0, 0] * qq + basis[0, 1] * pp
+    ys = basis[1, 0] * qq + basis[1, 1] * pp
+    inside = (xs >= 0) & (xs <= w - 1) & (ys >= 0) & (ys <= h - 1)
+    vals = ndimage.map_coordinates(f, [ys[inside], xs[inside]], order=1)
+    idx = (pp[inside] % (2 * TILE)) * (2 * TILE) + (qq[inside] % (2 * TILE))
+    n = (2 * TILE) ** 2
+    sums = np.bincount(idx, weights=vals, minlength=n)
+    counts = np.bincount(idx, minlength=n)
+    folded: F32 = (sums / np.maximum(counts, 1)).reshape(2 * TILE, 2 * TILE).astype(np.float32)
+    return folded
+
+
+@lru_cache(maxsize=8)
+def _half_cell(seed: int) -> tuple[F32, F32]:
+    """The sync pattern at half-cell resolution, and the matched filter for one cell."""
+    lay = _layout(seed)
+    sync_tile = np.where(lay.sync, lay.pn, 0.0).astype(np.float32)
+    u = np.arange(2 * TILE) / 2.0
+    i0 = np.floor(u).astype(np.int64)
+    f = (u - i0).astype(np.float32)
+    m = np.zeros((2 * TILE, TILE), dtype=np.float32)
+    m[np.arange(2 * TILE), i0 % TILE] += 1 - f
+    m[np.arange(2 * TILE), (i0 + 1) % TILE] += f
+    return (m @ sync_tile @ m.T).astype(np.float32), np.array([0.5, 1.0, 0.5], dtype=np.float32)
+
+
+def _try_decode(
+    folded: F32, key: WatermarkKey
+) -> tuple[bytes | None, int | None, float]:
+    seed = key.seed("robust-layout")
+    lay = _layout(seed)
+    template, kernel = _half_cell(seed)
+    corr = np.real(np.fft.ifft2(np.fft.fft2(folded) * np.conj(np.fft.fft2(template))))
+    flat = np.abs(corr).ravel()
+    best = int(np.argmax(flat))
+    oy, ox = divmod(best, 2 * TILE)
+    sign = 1.0 if corr[oy, ox] >= 0 else -1.0
+    others = np.delete(corr.ravel(), best)
+    z = float((flat[best] - abs(others.mean())) / (others.std() + 1e-12))
+    smooth = ndimage.convolve1d(ndimage.convolve1d(folded, kernel, axis=0, mode="wrap"), kernel, axis=1, mode="wrap")
+    cells = np.roll(smooth, (-oy, -ox), axis=(0, 1))[::2, ::2] * sign * lay.pn
+    data = lay.data_index >= 0
+    soft = np.bincount(lay.data_index[data], weights=cells[data], minlength=CODED_BITS)
+    scramble = ecc.bytes_to_bits(key.derive("robust-scramble", PAYLOAD_BYTES + TAG_BYTES))
+    info = ecc.decode(soft) ^ scramble
+    raw = ecc.bits_to_bytes(info)
+    payload, tag = raw[:PAYLOAD_BYTES], raw[PAYLOAD_BYTES:]
+    if not hmac.compare_digest(tag, _tag(key, payload)):
+        return None, None, z
+    coded = _coded_bits(key, payload)
+    errors = int(np.count_nonzero((soft > 0) != (coded == 1)))
+    return payload, errors, z
+
+
+def _confidence(z: float) -> float:
+    # Chance that the largest of (2T)^2 correlation offsets of an unmarked image reaches z.
+    tail = 0.5 * math.erfc(z / math.sqrt(2.0)) * (2 * TILE) ** 2
+    return float(min(1.0, max(0.0, 1.0 - tail)))
+
+
+def read_robust(frame: npt.NDArray[Any], key: WatermarkKey) -> RobustReading:
+    """Look for the robust payload in one 2-D frame of any size, scale or polarity."""
+    x = frame.astype(np.float32)
+    guess = min(x.shape) / CELLS_PER_SIDE  # cell size if the image was neither cropped nor tiny
+    d = max(1, int(guess / 2.5))
+    f = _whiten(_decimate(x, d))
+    candidates = _lattices(f, 0.45 * TILE * guess / d, 2.6 * TILE * max(guess, MIN_CELL) / d)
+    default = cell_size(x.shape) * TILE / d
+    candidates.append((np.array([default, 0.0]), np.array([0.0, default])))
+    # The tile is square: one good basis vector is enough when the other one was misread.
+    for ex, ey in list(candidates[:4]):
+        candidates.append((ex, np.array([-ex[1], ex[0]])))
+        candidates.append((np.array([ey[1], -ey[0]]), ey))
+    best_z = 0.0
+    for ex, ey in candidates:
+        if abs(np.linalg.det(np.stack([ex, ey]))) < 1e-6:
+            continue
+        payload, errors, z = _try_decode(_fold(f, ex, ey), key)
+        best_z = max(best_z, z)
+        if payload is not None:
+            return RobustReading(True, payload, errors, _confidence(z), z)
+    return RobustReading(False, None, None, _confidence(best_z), best_z)

@@ -1,0 +1,64 @@
+"""The one normalization: same output geometry for every input, clear errors or reasons for garbage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from radproof.detect.normalize import WORK_SIZE, normalize, normalize_array
+from radproof.errors import InputError
+from radproof.imaging import load_bytes
+from radproof.imaging.radiograph import Radiograph
+
+from .conftest import chest_like, png_bytes
+
+
+def test_every_input_becomes_the_same_square() -> None:
+    for shape in [(300, 500), (1024, 1024), (256, 256), (2000, 1500)]:
+        out = normalize_array(np.random.default_rng(0).normal(100, 10, shape))
+        assert out.pixels.shape == (WORK_SIZE, WORK_SIZE)
+        assert out.pixels.dtype == np.float32
+        assert 0.0 <= out.pixels.min() and out.pixels.max() <= 1.0
+
+
+def test_bit_depth_and_format_do_not_reach_the_pixels() -> None:
+    img8 = chest_like(512)
+    as8 = normalize(Radiograph(pixels=img8, bits_stored=8))
+    as16 = normalize(Radiograph(pixels=img8.astype(np.uint16) * 257, bits_stored=16))
+    from_png = normalize(load_bytes(png_bytes(img8)))
+    assert np.abs(as8.pixels - as16.pixels).mean() < 1 / 255
+    assert np.abs(as8.pixels - from_png.pixels).max() == 0.0
+
+
+def test_monochrome1_is_inverted() -> None:
+    from radproof.imaging.radiograph import Photometric
+
+    img = chest_like(300)
+    inverted = Radiograph(pixels=(255 - img).astype(np.uint8), bits_stored=8, photometric=Photometric.MONOCHROME1)
+    a = normalize(Radiograph(pixels=img, bits_stored=8)).pixels
+    b = normalize(inverted).pixels
+    assert np.abs(a - b).mean() < 2 / 255
+
+
+def test_tiny_image_is_refused_with_a_reason() -> None:
+    with pytest.raises(InputError, match="at least"):
+        normalize_array(np.zeros((10, 400)))
+
+
+@pytest.mark.parametrize(
+    ("pixels", "reason"),
+    [
+        (np.full((300, 300), 77, dtype=np.uint8), "blank or constant"),
+        ((np.random.default_rng(1).random((300, 300)) > 0.5).astype(np.uint8) * 255, "grey levels"),
+        (chest_like(100), "small"),
+    ],
+)
+def test_garbage_is_flagged(pixels: np.ndarray, reason: str) -> None:
+    out = normalize(Radiograph(pixels=pixels, bits_stored=8))
+    assert any(reason in p for p in out.problems)
+
+
+def test_non_finite_values_do_not_crash() -> None:
+    arr = np.random.default_rng(0).normal(0, 1, (300, 300))
+    arr[10:20, 10:20] = np.nan
+    assert np.isfinite(normalize_array(arr).pixels).all()
