@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pydicom
 from pydicom.uid import generate_uid
 
 from radproof.config import Settings, load_settings
@@ -55,7 +54,7 @@ def _layers(root: Path) -> tuple[Any, Any, Settings, list[str]]:
     except (ImportError, AttributeError):
         pass
     try:
-        from radproof.detect import default_detector
+        from radproof.detect.detector import default_detector
 
         default_detector()
         active.append("detector")
@@ -73,16 +72,19 @@ def _corpus(folder: Path, n: int, rows: int, cols: int, identity: Any, key: Any)
     bases = [simulate(rows=rows, cols=cols, seed=s) for s in range(min(2, n))]
     for i in range(n):
         ds = bases[i % len(bases)].copy()
+        ds.SOPInstanceUID = generate_uid()
         pixels = ds.pixel_array.copy()
         pixels[i % rows, (7 * i) % cols] ^= 1  # distinct content per file
         if key is not None:
             from radproof import watermark as wm
             from radproof.imaging.radiograph import Radiograph
 
-            marked = wm.embed(Radiograph(pixels=pixels, bits_stored=int(ds.BitsStored)), key, payload=f"B{i}")
-            pixels = np.asarray(getattr(marked, "pixels", marked))
+            image = Radiograph(pixels=pixels, bits_stored=int(ds.BitsStored), dataset=ds)
+            marked = wm.embed(image, key, payload=f"B{i}")
+            pixels = marked.pixels
+            if marked.dataset is not None:
+                ds.SOPInstanceUID = marked.dataset.SOPInstanceUID  # the marked image is a new instance
         ds.PixelData = pixels.astype(np.uint16).tobytes()
-        ds.SOPInstanceUID = generate_uid()
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         sign_dataset(ds, identity)
         ds.save_as(folder / f"img{i:05d}.dcm", enforce_file_format=True)
@@ -131,8 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         if sizes:
             print("\nseconds per image vs size (1 worker, 4 images each):")
             for mp in sizes:
-                rows = int(round((mp * 1e6 * 1.25) ** 0.5))
-                cols = int(round(mp * 1e6 / rows))
+                rows = round((mp * 1e6 * 1.25) ** 0.5)
+                cols = round(mp * 1e6 / rows)
                 folder = root / f"size-{mp}"
                 _corpus(folder, 4, rows, cols, identity, key)
                 rate, _ = _rate(folder, settings, root / f"size-{mp}.jsonl", workers=1, batch_size=1)

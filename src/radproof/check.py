@@ -464,7 +464,7 @@ def _decide(
     if det is _Det.REAL and policy.detector_alone_authenticates:
         return VerdictKind.AUTHENTIC
     if sig in (_Sig.NONE, _Sig.UNSIGNED) and mark in (_Mark.NONE, _Mark.ABSENT) and det is _Det.NONE:
-        reasons.append(Reason(ReasonCode.NO_EVIDENCE, "no layer produced evidence for this image"))
+        reasons.append(Reason(ReasonCode.NO_EVIDENCE, "no provenance and no detector result for this image"))
     return VerdictKind.UNVERIFIED
 
 
@@ -626,7 +626,7 @@ _PRIORITY = {
     ReasonCode.SIGNATURE_PARTIAL: 8,
     ReasonCode.WATERMARK_WEAK: 9,
     ReasonCode.WATERMARK_MISMATCH: 9,
-    ReasonCode.LAYER_ERROR: 10,
+    ReasonCode.LAYER_ERROR: 25,
     ReasonCode.SIGNATURE_TRUSTED: 20,
     ReasonCode.WATERMARK_INTACT: 21,
     ReasonCode.WATERMARK_ROBUST_ONLY: 21,

@@ -82,9 +82,9 @@ def test_pacs_profile_fails_unsigned_images(files: Files, capsys: pytest.Capture
     )
     assert code == 1
     by_name = {Path(str(r["path"])).name: r for r in lines}
-    assert (
-        by_name["unsigned.dcm"]["passed"] is False and "signature-required" in by_name["unsigned.dcm"]["reason_codes"]
-    )  # type: ignore[operator]
+    unsigned_record = by_name["unsigned.dcm"]
+    assert unsigned_record["passed"] is False
+    assert "signature-required" in str(unsigned_record["reason_codes"])
 
 
 def test_profile_from_config_file(files: Files, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -147,3 +147,74 @@ def test_scan_command_exit_codes_resume_and_report(
     assert code == 1 and again["checked"] == 0 and again["resumed"] == 3
     code, [passing] = run_json(capsys, "scan", str(files.unsigned), "--out", str(tmp_path / "u.jsonl"))
     assert code == 0 and passing["checked"] == 1
+
+
+@dataclass(frozen=True)
+class Marked:
+    key: Path
+    ca: Path
+    both: Path  # watermarked, then signed
+    cut: Path  # watermarked, then a region changed (no signature)
+
+
+@pytest.fixture(scope="module")
+def marked(files: Files, tmp_path_factory: pytest.TempPathFactory) -> Marked:
+    from radproof.imaging.phantom import simulate
+    from radproof.provenance import load_identity, sign_file
+    from radproof.watermark import embed_file, generate_key, save_key
+
+    root = tmp_path_factory.mktemp("marked")
+    key_path = root / "wm.key"
+    key = generate_key()
+    save_key(key, key_path, PW)
+    simulate(rows=512, cols=416, seed=5).save_as(root / "plain.dcm", enforce_file_format=True)
+    embed_file(root / "plain.dcm", root / "marked.dcm", key, payload="SITE-A")
+    identity = load_identity(files.ca.parent.parent / "tech", PW)
+    sign_file(root / "marked.dcm", root / "both.dcm", identity)
+    ds = pydicom.dcmread(root / "marked.dcm")
+    pixels = ds.pixel_array.copy()
+    pixels[100:140, 60:100] = pixels[100:140, 60:100] // 2  # paint over a region
+    ds.PixelData = pixels.tobytes()
+    ds.save_as(root / "cut.dcm", enforce_file_format=True)
+    return Marked(key_path, files.ca, root / "both.dcm", root / "cut.dcm")
+
+
+def test_signed_and_watermarked_image_with_all_layers(
+    marked: Marked, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RADPROOF_PASSPHRASE", PW.decode())
+    code, [record] = run_json(capsys, "check", str(marked.both), "--trust", str(marked.ca), "--key", str(marked.key))
+    watermark = record["watermark"]
+    assert isinstance(watermark, dict) and watermark["found"] is True and watermark["payload"] == "SITE-A"
+    assert watermark["tampered_blocks"] == []
+    assert record["signature"]["status"] == "valid"  # type: ignore[index]
+    codes = record["reason_codes"]
+    assert isinstance(codes, list) and "signature-trusted" in codes and "watermark-intact" in codes
+    assert record["verdict"] in {"authentic", "suspect"} and code == 0
+
+
+def test_painted_region_is_located_by_the_fragile_mark(
+    marked: Marked, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RADPROOF_PASSPHRASE", PW.decode())
+    report = tmp_path / "cut.html"
+    code, [record] = run_json(capsys, "check", str(marked.cut), "--key", str(marked.key), "--report", str(report))
+    assert code == 1 and record["verdict"] == "tampered"
+    reasons = record["reasons"]
+    assert isinstance(reasons, list) and "fragile watermark broken" in reasons[0]
+    # The painted rows 100-139 and columns 60-99 lie inside the reported area.
+    import re
+
+    m = re.search(r"rows (\d+)-(\d+), columns (\d+)-(\d+)", reasons[0])
+    assert m is not None
+    top, bottom, left, right = (int(g) for g in m.groups())
+    assert top <= 100 and bottom >= 139 and left <= 60 and right >= 99
+    assert "Tampered regions" in report.read_text()
+
+
+def test_watermark_key_without_passphrase_is_a_usage_error(
+    marked: Marked, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RADPROOF_PASSPHRASE", raising=False)
+    assert main(["check", str(marked.cut), "--key", str(marked.key)]) == 2
+    capsys.readouterr()

@@ -16,7 +16,9 @@ def chest_like(size: int = 320, seed: int = 0, noise: float = 2.0) -> np.ndarray
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:size, 0:size] / size
     body = 120 + 60 * np.exp(-((x - 0.5) ** 2 + (y - 0.5) ** 2) / 0.08)
-    lungs = -50 * (np.exp(-((x - 0.3) ** 2 + (y - 0.45) ** 2) / 0.02) + np.exp(-((x - 0.7) ** 2 + (y - 0.45) ** 2) / 0.02))
+    lungs = -50 * (
+        np.exp(-((x - 0.3) ** 2 + (y - 0.45) ** 2) / 0.02) + np.exp(-((x - 0.7) ** 2 + (y - 0.45) ** 2) / 0.02)
+    )
     img = body + lungs + rng.normal(0, noise, (size, size))
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 

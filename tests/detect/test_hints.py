@@ -43,25 +43,80 @@ def test_c2pa_marker_without_the_library_is_suspicious_not_decisive() -> None:
     assert [h.severity for h in hints] == ["suspicious"]
 
 
-def test_decisive_hint_overrides_the_verdict_but_not_the_probability(array_image: Radiograph) -> None:
-    data = png_bytes(array_image.pixels)
-    plain = detect(array_image, data=data)
-    from radproof.detect import detector as detector_module
+def _c2pa_signed_png(pixels: np.ndarray, source_type: str) -> bytes:
+    """A PNG with a real C2PA manifest (ES256, throw-away test chain) declaring ``source_type``."""
+    import datetime
+    import io
+    import json
 
-    original = detector_module.collect_hints
+    c2pa = pytest.importorskip("c2pa", reason="c2pa-python is optional (pip install radproof[c2pa])")
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    def with_c2pa(image: Radiograph, raw: bytes | None = None) -> list:
-        from radproof.detect.hints import Hint
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
-        return [*original(image, raw), Hint("c2pa_ai_generated", "decisive", "test manifest")]
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder().subject_name(name("test root")).issuer_name(name("test root"))
+        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    leaf = (
+        x509.CertificateBuilder().subject_name(name("test generator")).issuer_name(ca.subject)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    chain = leaf.public_bytes(serialization.Encoding.PEM) + ca.public_bytes(serialization.Encoding.PEM)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, chain, pem, None))
+    manifest = {
+        "claim_generator_info": [{"name": "test-generator", "version": "1.0"}],
+        "title": "x.png",
+        "assertions": [
+            {
+                "label": "c2pa.actions",
+                "data": {"actions": [{"action": "c2pa.created", "digitalSourceType": source_type}]},
+            }
+        ],
+    }
+    out = io.BytesIO()
+    with c2pa.Builder(json.dumps(manifest)) as builder:
+        builder.sign(signer, "image/png", io.BytesIO(png_bytes(pixels)), out)
+    return out.getvalue()
 
-    detector_module.collect_hints = with_c2pa  # type: ignore[assignment]
-    try:
-        marked = detect(array_image, data=data)
-    finally:
-        detector_module.collect_hints = original  # type: ignore[assignment]
+
+IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
+
+
+def test_c2pa_ai_declaration_is_decisive_and_leaves_the_pixel_score_alone() -> None:
+    pixels = chest_like(300, seed=4)
+    data = _c2pa_signed_png(pixels, IPTC + "trainedAlgorithmicMedia")
+    marked = detect(load_bytes(data), data=data)
+    plain = detect(Radiograph(pixels=pixels, bits_stored=8))
+    decisive = [h for h in marked.hints if h.severity == "decisive"]
+    assert [h.name for h in decisive] == ["c2pa_ai_generated"]
+    assert "test-generator" in decisive[0].message
     assert marked.verdict == "synthetic"
     assert marked.synthetic_probability == pytest.approx(plain.synthetic_probability)
+
+
+def test_c2pa_camera_capture_is_only_information() -> None:
+    data = _c2pa_signed_png(chest_like(300, seed=4), IPTC + "digitalCapture")
+    hints = detect(load_bytes(data), data=data).hints
+    assert [(h.name, h.severity) for h in hints if h.name.startswith("c2pa")] == [("c2pa", "info")]
 
 
 def test_blockiness_sees_jpeg_history() -> None:

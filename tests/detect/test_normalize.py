@@ -18,7 +18,7 @@ def test_every_input_becomes_the_same_square() -> None:
         out = normalize_array(np.random.default_rng(0).normal(100, 10, shape))
         assert out.pixels.shape == (WORK_SIZE, WORK_SIZE)
         assert out.pixels.dtype == np.float32
-        assert 0.0 <= out.pixels.min() and out.pixels.max() <= 1.0
+        assert out.pixels.min() >= 0.0 and out.pixels.max() <= 1.0
 
 
 def test_bit_depth_and_format_do_not_reach_the_pixels() -> None:

@@ -49,7 +49,7 @@ def typed_records() -> tuple[list[dict[str, Any]], dict[str, dict[str, bytes]]]:
     from radproof.imaging import Radiograph
 
     sys.path.insert(0, str(Path(__file__).parents[1] / "check"))
-    from evidence_builders import detection, mark, signed
+    from evidence_builders import block, detection, mark, signed
 
     image = Radiograph(pixels=(np.indices((120, 100)).sum(axis=0) * 20).astype(np.uint16), bits_stored=12)
     gray = report_images.thumbnail(image)
@@ -74,7 +74,7 @@ def typed_records() -> tuple[list[dict[str, Any]], dict[str, dict[str, bytes]]]:
             Evidence(
                 path="cut.dcm",
                 signature=signed(valid=False, reason="MAC mismatch"),
-                watermark=mark(blocks=[(30, 20, 30, 30)]),
+                watermark=mark(blocks=[block(32, 32)]),
             )
         ),
         check(Evidence(path="fake.png", detection=detection("synthetic"))),
@@ -164,3 +164,32 @@ def test_typed_report_with_overlays_renders_in_chromium(browser: Any, tmp_path: 
         assert errors == [] and fetched == []
     finally:
         page.close()
+
+
+def test_previews_draw_the_detector_heatmap_and_the_tamper_map() -> None:
+    """The gatherer's preview images come from the layers' own arrays (Detection.heatmap, tampered blocks)."""
+    import io
+
+    from PIL import Image
+
+    from radproof.check import Evidence, check
+    from radproof.detect import Detection
+    from radproof.imaging import Radiograph
+    from radproof.scan.gather import Gathered, previews
+    from radproof.watermark import TamperedBlock, WatermarkReading
+
+    image = Radiograph(pixels=np.tile(np.linspace(1000, 3000, 200, dtype=np.uint16), (300, 1)), bits_stored=12)
+    heat = np.zeros((64, 64), np.float32)
+    heat[:32, :32] = 1.0
+    detection = Detection(None, 0.9, "synthetic", (), (), heatmap_array=heat)
+    reading = WatermarkReading(None, True, "SITE-A", 0, 1.0, [TamperedBlock(0, 0, 0, 0, 0, 150, 100)], False)
+    gathered = Gathered(check(Evidence(detection=detection, watermark=reading)), image)
+    pics = previews(gathered)
+    assert set(pics) == {"thumb", "heatmap", "tamper"}
+    tamper = np.asarray(Image.open(io.BytesIO(pics["tamper"])).convert("RGB")).astype(int)
+    h, w, _ = tamper.shape
+    assert tamper[h // 4, w // 4, 0] > tamper[h // 4, w // 4, 1] + 50  # red inside the tampered box
+    assert abs(tamper[3 * h // 4, 3 * w // 4, 0] - tamper[3 * h // 4, 3 * w // 4, 1]) < 5  # gray outside
+    heatmap = np.asarray(Image.open(io.BytesIO(pics["heatmap"])).convert("RGB")).astype(int)
+    hot, cold = heatmap[h // 8, w // 8], heatmap[7 * h // 8, 7 * w // 8]
+    assert hot[0] - hot[2] > 50 and abs(cold[0] - cold[2]) < 5  # warm where the heat is, gray elsewhere

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -18,10 +18,12 @@ def register(app: typer.Typer) -> None:
 
 
 def detect_command(
-    files: list[Path] = typer.Argument(..., help="Radiographs to examine (DICOM, PNG, JPEG, TIFF)."),
-    json_out: bool = typer.Option(False, "--json", help="One JSON object per file (JSON Lines)."),
-    explain: Path | None = typer.Option(None, "--explain", help="Write a heatmap PNG per file into this folder."),
-    model: Path | None = typer.Option(None, "--model", help="Detector folder (default: the shipped one)."),
+    files: Annotated[list[Path], typer.Argument(help="Radiographs to examine (DICOM, PNG, JPEG, TIFF).")],
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per file (JSON Lines).")] = False,
+    explain: Annotated[
+        Path | None, typer.Option("--explain", help="Write a heatmap PNG per file into this folder.")
+    ] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="Detector folder (default: the shipped one).")] = None,
 ) -> None:
     """Estimate whether radiographs are AI-generated. Exit 1 when any is judged synthetic."""
     from radproof.detect import Detector
@@ -62,14 +64,16 @@ def detect_command(
 
 
 def evaluate_command(
-    manifest: Path = typer.Argument(..., help="CSV with path,label[,set,generator,body_part]."),
-    json_out: bool = typer.Option(False, "--json", help="Print the results as one JSON object."),
-    per_set: int = typer.Option(40, "--per-set", help="Images per set in the perturbation suite (0 skips it)."),
-    protocol: bool = typer.Option(
-        True, "--protocol/--no-protocol", help="Leave-one-generator-out and leave-one-set-out folds."
-    ),
-    model: Path | None = typer.Option(None, "--model", help="Detector folder (default: the shipped one)."),
-    markdown: Path | None = typer.Option(None, "--markdown", help="Also write the tables as Markdown here."),
+    manifest: Annotated[Path, typer.Argument(help="CSV with path,label[,set,generator,body_part].")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the results as one JSON object.")] = False,
+    per_set: Annotated[
+        int, typer.Option("--per-set", help="Images per set in the perturbation suite (0 skips it).")
+    ] = 40,
+    protocol: Annotated[
+        bool, typer.Option("--protocol/--no-protocol", help="Leave-one-generator-out and leave-one-set-out folds.")
+    ] = True,
+    model: Annotated[Path | None, typer.Option("--model", help="Detector folder (default: the shipped one).")] = None,
+    markdown: Annotated[Path | None, typer.Option("--markdown", help="Also write the tables as Markdown here.")] = None,
 ) -> None:
     """Detector metrics on labelled data: protocol folds, shipped-detector metrics, perturbation suite."""
     from radproof.detect.report import render_markdown, run_evaluation
@@ -93,16 +97,22 @@ def _progress(message: str) -> None:
 
 
 def train_command(
-    manifest: Path = typer.Argument(..., help="CSV with path,label[,set,generator,body_part]."),
-    output: Path = typer.Option(..., "-o", "--output", help="Folder for detector.json (+ detector.onnx)."),
-    cnn: bool = typer.Option(False, "--cnn/--no-cnn", help="Also train the learned model (needs the train extra)."),
-    model_file: Path | None = typer.Option(
-        None, "--model-file", help="Use this trained ONNX network instead of training one."
-    ),
-    pairs: Path | None = typer.Option(None, "--pairs", help="Prepared training pairs (.npz) for the network."),
-    taef2: Path | None = typer.Option(None, "--taef2", help="Folder with taef2_encoder.pth / taef2_decoder.pth."),
-    epochs: int = typer.Option(6, "--epochs", help="Training epochs of the network."),
-    device: str = typer.Option("cpu", "--device", help="torch device for training (cpu, cuda)."),
+    manifest: Annotated[Path, typer.Argument(help="CSV with path,label[,set,generator,body_part].")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for detector.json (+ detector.onnx).")],
+    cnn: Annotated[
+        bool, typer.Option("--cnn/--no-cnn", help="Also train the learned model (needs the train extra).")
+    ] = False,
+    model_file: Annotated[
+        Path | None, typer.Option("--model-file", help="Use this trained ONNX network instead of training one.")
+    ] = None,
+    pairs: Annotated[
+        Path | None, typer.Option("--pairs", help="Prepared training pairs (.npz) for the network.")
+    ] = None,
+    taef2: Annotated[
+        Path | None, typer.Option("--taef2", help="Folder with taef2_encoder.pth / taef2_decoder.pth.")
+    ] = None,
+    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs of the network.")] = 6,
+    device: Annotated[str, typer.Option("--device", help="torch device for training (cpu, cuda).")] = "cpu",
 ) -> None:
     """Rebuild the detector from a manifest: real reference statistics, calibration, optional network."""
     from radproof.detect.training import train_detector

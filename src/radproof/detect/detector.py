@@ -105,10 +105,7 @@ class Detector:
     @classmethod
     def load(cls, folder: str | Path | None = None) -> Detector:
         """The detector in ``folder`` (detector.json [+ detector.onnx]), by default the shipped one."""
-        if folder is None:
-            base = Path(str(resources.files("radproof.detect") / MODEL_DIR))
-        else:
-            base = Path(folder)
+        base = Path(str(resources.files("radproof.detect") / MODEL_DIR)) if folder is None else Path(folder)
         path = base / CONFIG_NAME
         try:
             config = json.loads(path.read_text(encoding="utf-8"))

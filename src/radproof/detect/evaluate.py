@@ -141,11 +141,11 @@ def _window8(image: Radiograph) -> Radiograph:
 
 def _secondary_capture(image: Radiograph) -> Radiograph:
     from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
     pixels = _as_8bit(image)
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    meta.MediaStorageSOPClassUID = UID("1.2.840.10008.5.1.4.1.1.7")
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = FileDataset("sc.dcm", {}, file_meta=meta, preamble=b"\0" * 128)
@@ -392,7 +392,6 @@ def leave_one_generator_out(table: FeatureTable) -> list[dict[str, Any]]:
 
 def leave_one_set_out(table: FeatureTable) -> list[dict[str, Any]]:
     """For each real set: fit without it (all fakes kept for calibration), report specificity on it."""
-    labels = table.labels
     sets = sorted({i.set for i in table.items if i.label == 0})
     results = []
     for s in sets:

@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from radproof.detect.cues import DESCRIPTIONS
 from radproof.detect.reference import Reference
+from radproof.errors import InputError
 
 #: Percentiles outside [LOW, 100 - LOW] of the real reference are reported as "lower/higher than real".
 LOW = 5.0
@@ -90,7 +91,7 @@ def fit_calibration(
         x[:, 1] = 0.0
     n_pos, n_neg = float(y.sum()), float(len(y) - y.sum())
     if n_pos == 0 or n_neg == 0:
-        raise ValueError("calibration needs both real and synthetic examples")
+        raise InputError("calibration needs both real and synthetic examples in the manifest")
     w = np.where(y == 1, 0.5 / n_pos, 0.5 / n_neg)
     design = np.column_stack([x, np.ones(len(x))])
     beta = np.zeros(3)

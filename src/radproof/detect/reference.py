@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from radproof.errors import InputError
+
 #: Quantile levels (percent) stored for every cue.
 LEVELS: tuple[float, ...] = (
     0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 16.0, 25.0, 50.0, 75.0, 84.0, 90.0, 95.0, 98.0, 99.0, 99.5, 100.0,
@@ -25,6 +27,8 @@ LEVELS: tuple[float, ...] = (
 MAX_DEVIATION = 8.0
 #: Shrinkage of the deviation correlation towards the identity.
 SHRINKAGE = 0.2
+#: Fewest real images a reference is built from.
+MIN_IMAGES = 10
 
 
 @dataclass(frozen=True)
@@ -119,8 +123,10 @@ class Reference:
 
 def build_reference(rows: Sequence[Mapping[str, float]], names: Sequence[str], description: str) -> Reference:
     """Reference statistics from cue values measured on real radiographs."""
-    if len(rows) < 20:
-        raise ValueError("a reference needs at least 20 real images")
+    if len(rows) < MIN_IMAGES:
+        raise InputError(
+            f"a reference needs at least {MIN_IMAGES} usable real images, got {len(rows)}: add real images"
+        )
     matrix = np.array([[r[n] for n in names] for r in rows], dtype=np.float64)
     cues = {
         n: CueReference(n, tuple(float(v) for v in np.percentile(matrix[:, i], LEVELS))) for i, n in enumerate(names)

@@ -1,4 +1,4 @@
-"""Coded values of the provenance layer: signature purposes (CID 7007), signer roles, MAC algorithms."""
+"""Coded values of the provenance layer: signature purposes (CID 7007), signer roles, MAC algorithms; DER helper."""
 
 from __future__ import annotations
 
@@ -106,3 +106,18 @@ class MacAlgorithm(Enum):
 
 MIN_RSA_BITS = 2048
 DEFAULT_RSA_BITS = 3072
+
+
+def der_without_padding(data: bytes) -> bytes:
+    """DICOM pads OB values to even length; cut a DER value to the length its header declares."""
+    if len(data) < 2:
+        return data
+    first = data[1]
+    if first < 0x80:
+        total = 2 + first
+    else:
+        count = first & 0x7F
+        if count == 0 or count > 4 or len(data) < 2 + count:
+            return data
+        total = 2 + count + int.from_bytes(data[2 : 2 + count], "big")
+    return data[:total] if total <= len(data) else data

@@ -272,23 +272,29 @@ def pad_odd_fragments(ds: Dataset) -> bool:
     if not _is_encapsulated(ds, PIXEL_DATA, raw, elem):
         return False
     value = _as_bytes(raw.value if isinstance(raw, RawDataElement) else elem.value)
-    chunks: list[bytes] = []
-    odd = False
+    lengths: list[int] = []
     pos = 0
-    while pos + 8 <= len(value):
+    while pos + 8 <= len(value):  # headers only: the common all-even case copies nothing
         group, element, length = struct.unpack_from("<HHI", value, pos)
         if (group, element) != (0xFFFE, 0xE000) or length == _UNDEFINED:
             return False
-        data = value[pos + 8 : pos + 8 + length]
-        if length % 2:
-            odd = True
-            data += b"\x00"
-        chunks.append(struct.pack("<HHI", 0xFFFE, 0xE000, len(data)) + data)
+        lengths.append(length)
         pos += 8 + length
-    if odd:
-        ds.add_new(PIXEL_DATA, "OB", b"".join(chunks))
-        ds[PIXEL_DATA].is_undefined_length = True
-    return odd
+    if not any(length % 2 for length in lengths):
+        return False
+    view = memoryview(value)
+    chunks: list[bytes | memoryview] = []
+    pos = 0
+    for length in lengths:
+        data = view[pos + 8 : pos + 8 + length]
+        chunks.append(struct.pack("<HHI", 0xFFFE, 0xE000, len(data) + length % 2))
+        chunks.append(data)
+        if length % 2:
+            chunks.append(b"\x00")
+        pos += 8 + length
+    ds.add_new(PIXEL_DATA, "OB", b"".join(chunks))
+    ds[PIXEL_DATA].is_undefined_length = True
+    return True
 
 
 def _encode_with_pydicom(elem: DataElement, encodings: list[str]) -> bytes:

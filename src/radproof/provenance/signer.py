@@ -5,12 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import secrets
+import struct
 import warnings
 from pathlib import Path
 from typing import Any
 
 import pydicom
 from cryptography.hazmat.primitives.asymmetric import rsa
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import generate_uid
@@ -22,6 +25,9 @@ from radproof.provenance.codes import MIN_RSA_BITS, PURPOSE_SCHEME, MacAlgorithm
 from radproof.provenance.identity import Identity
 
 CERTIFICATE_TYPE = "X509_1993_SIG"
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+_ITEM_HEADER_16 = b"\xfe\xff\x00\xe0\x10\x00\x00\x00"  # item tag, length 16
+_SPLICE_MIN = 64 * 1024  # below this, encoding the value is cheap: the plain path
 TIMESTAMP_TYPE = "CMS_TSP"
 
 
@@ -124,7 +130,7 @@ def sign_file(
             raise InputError(f"{target} is the input file; use --in-place to overwrite it")
     ds = read_for_signature(source, str(source))
     sign_dataset(ds, identity, purpose, tsa_url, algorithm=algorithm)
-    atomic_write_bytes(target, dataset_bytes(ds))
+    atomic_write_bytes(target, b"".join(dataset_chunks(ds)))
     return target
 
 
@@ -136,12 +142,12 @@ def read_for_signature(data: bytes | Path, label: str) -> FileDataset:
     if isinstance(data, Path):
         if not data.is_file():
             read_input_bytes(data)  # raises the InputError that says why (missing, a folder, no permission)
-        head = _head(data)
-        source: Any = str(data)
+        source: Any = _open(data)  # opened once: the preamble check and pydicom share it
+        head = _head(source, data)
     else:
-        head = data[:132]
         source = io.BytesIO(data)
-    with warnings.catch_warnings():
+        head = data[:132]
+    with source, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             ds = pydicom.dcmread(source, force=head[128:132] != b"DICM")
@@ -159,12 +165,22 @@ def read_for_signature(data: bytes | Path, label: str) -> FileDataset:
     return ds
 
 
-def _head(path: Path) -> bytes:
+def _open(path: Path) -> io.BufferedReader:
     try:
-        with path.open("rb") as fh:
-            return fh.read(132)
+        return path.open("rb")
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def _head(fh: io.BufferedReader, path: Path) -> bytes:
+    """The preamble and prefix (132 bytes), leaving the file at its start."""
+    try:
+        head = fh.read(132)
+        fh.seek(0)
+    except OSError as exc:
+        fh.close()
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    return head
 
 
 def dataset_bytes(ds: Dataset) -> bytes:
@@ -178,6 +194,54 @@ def dataset_bytes(ds: Dataset) -> bytes:
         except Exception as exc:
             raise InputError(f"cannot write the signed file ({_short(exc)})") from None
     return buffer.getvalue()
+
+
+def dataset_chunks(ds: Dataset) -> list[bytes | memoryview]:
+    """The bytes of :func:`dataset_bytes`, in pieces, with the pixel data value passed through uncopied.
+
+    pydicom copies every value several times while encoding; for a radiograph that is megabytes of pixel data
+    copied for nothing. Here pydicom encodes the file with a 16-byte stand-in for the pixel data value, and the
+    real value (exactly as read from the input) is put back in its place; the result is byte for byte what
+    :func:`dataset_bytes` gives. Anything unusual (pixel data already decoded, big endian, odd length, a
+    stand-in that cannot be found exactly once) takes the plain path.
+    """
+    raw = ds.get_item(stream.PIXEL_DATA)
+    if not (
+        isinstance(raw, RawDataElement)
+        and raw.is_little_endian
+        and isinstance(raw.value, bytes)
+        and len(raw.value) >= _SPLICE_MIN
+        and len(raw.value) % 2 == 0
+        and raw.VR in (None, "OB", "OW")
+        and ds.file_meta.get("TransferSyntaxUID") != pydicom.uid.DeflatedExplicitVRLittleEndian
+    ):
+        return [dataset_bytes(ds)]
+    token = secrets.token_bytes(16)
+    undefined = raw.length == _UNDEFINED_LENGTH
+    # Encapsulated pixel data must start with an item: the stand-in is one item holding the token.
+    stand_in = _ITEM_HEADER_16 + token if undefined else token
+    ds[stream.PIXEL_DATA] = raw._replace(value=stand_in, length=_UNDEFINED_LENGTH if undefined else len(stand_in))
+    try:
+        encoded = dataset_bytes(ds)
+    finally:
+        ds[stream.PIXEL_DATA] = raw
+    at = encoded.find(token)
+    if at < 16 or encoded.find(token, at + 1) != -1:
+        return [dataset_bytes(ds)]
+    view = memoryview(encoded)
+    tag = struct.pack("<HH", stream.PIXEL_DATA >> 16, stream.PIXEL_DATA & 0xFFFF)
+    if undefined:
+        # tag, VR, 00 00, FFFFFFFF, then the value (items), then the sequence delimiter pydicom adds.
+        start = at - len(_ITEM_HEADER_16)
+        if encoded[start - 4 : start] != b"\xff\xff\xff\xff" or encoded[start:at] != _ITEM_HEADER_16:
+            return [dataset_bytes(ds)]
+        return [view[:start], memoryview(raw.value), view[at + len(token) :]]
+    # Defined length: the 4-byte length field sits right before the value (explicit OB/OW and implicit VR).
+    length_at = at - 4
+    explicit_tag, implicit_tag = encoded[length_at - 8 : length_at - 4], encoded[length_at - 4 : length_at]
+    if encoded[length_at:at] != struct.pack("<I", len(token)) or tag not in (explicit_tag, implicit_tag):
+        return [dataset_bytes(ds)]
+    return [view[:length_at], struct.pack("<I", len(raw.value)), memoryview(raw.value), view[at + len(token) :]]
 
 
 def _check_policy(identity: Identity, algorithm: MacAlgorithm, when: dt.datetime) -> None:

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from radproof.errors import InputError, PolicyError
+from radproof.provenance.codes import der_without_padding
 
 TIMEOUT_S = 30
 MAX_REPLY = 1 << 20
@@ -220,18 +221,3 @@ def _has_timestamping_eku(cert: x509.Certificate) -> bool:
     except x509.ExtensionNotFound:
         return False
     return ExtendedKeyUsageOID.TIME_STAMPING in eku
-
-
-def der_without_padding(data: bytes) -> bytes:
-    """DICOM pads OB values to even length; cut a DER value to the length its header declares."""
-    if len(data) < 2:
-        return data
-    first = data[1]
-    if first < 0x80:
-        total = 2 + first
-    else:
-        count = first & 0x7F
-        if count == 0 or count > 4 or len(data) < 2 + count:
-            return data
-        total = 2 + count + int.from_bytes(data[2 : 2 + count], "big")
-    return data[:total] if total <= len(data) else data

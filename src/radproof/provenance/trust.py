@@ -15,6 +15,7 @@ from radproof.errors import KeyFileError
 from radproof.provenance.identity import load_certificates, load_crl, subject_name
 
 MAX_CHAIN = 8
+_MAX_CHECKED = 4096
 _WEAK_CERT_HASHES = {"sha1", "md5"}
 
 
@@ -35,6 +36,9 @@ class TrustStore:
     anchors: tuple[x509.Certificate, ...]
     intermediates: tuple[x509.Certificate, ...] = ()
     crls: tuple[x509.CertificateRevocationList, ...] = field(default=())
+    # Signature checks already done (certificate by issuer, CRL by issuer): a batch of files signed by the same
+    # people checks each link once. Only outcomes of pure functions of the keys are kept.
+    _checked: dict[tuple[object, ...], bool] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def from_files(
@@ -77,7 +81,7 @@ class TrustStore:
                 warnings.append(f"{who} is signed with {current.signature_hash_algorithm.name.upper()}")
             if any(current == anchor for anchor in self.anchors):
                 return TrustDecision(True, None, tuple(chain), tuple(warnings))
-            issuer = _find_issuer(current, self.anchors) or _find_issuer(current, pool)
+            issuer = self._find_issuer(current, self.anchors) or self._find_issuer(current, pool)
             if issuer is None:
                 return TrustDecision(
                     False,
@@ -96,13 +100,35 @@ class TrustStore:
             current = issuer
         return TrustDecision(False, "certificate chain is too long", tuple(chain), tuple(warnings))
 
+    def _remember(self, key: tuple[object, ...], outcome: bool) -> bool:
+        if len(self._checked) >= _MAX_CHECKED:  # a long-running service meeting many signers stays bounded
+            self._checked.clear()
+        self._checked[key] = outcome
+        return outcome
+
+    def _find_issuer(self, cert: x509.Certificate, pool: Sequence[x509.Certificate]) -> x509.Certificate | None:
+        for candidate in pool:
+            if candidate.subject != cert.issuer:
+                continue
+            key = ("issued", cert, candidate)
+            issued = self._checked.get(key)
+            if issued is None:
+                issued = self._remember(key, _issued_by(cert, candidate))
+            if issued:
+                return candidate
+        return None
+
     def _revocation(
         self, cert: x509.Certificate, issuer: x509.Certificate, at: dt.datetime, warnings: list[str]
     ) -> str | None:
-        for crl in self.crls:
+        for index, crl in enumerate(self.crls):
             if crl.issuer != issuer.subject:
                 continue
-            if not _crl_signed_by(crl, issuer):
+            key = ("crl", index, issuer)
+            signed = self._checked.get(key)
+            if signed is None:
+                signed = self._remember(key, _crl_signed_by(crl, issuer))
+            if not signed:
                 warnings.append(f"a CRL claiming to be from '{subject_name(issuer)}' has a bad signature; ignored")
                 continue
             if crl.next_update_utc is not None and crl.next_update_utc < dt.datetime.now(dt.UTC):
@@ -122,16 +148,12 @@ def _validity_problem(cert: x509.Certificate, at: dt.datetime, who: str) -> str 
     return None
 
 
-def _find_issuer(cert: x509.Certificate, pool: Sequence[x509.Certificate]) -> x509.Certificate | None:
-    for candidate in pool:
-        if candidate.subject != cert.issuer:
-            continue
-        try:
-            cert.verify_directly_issued_by(candidate)
-        except (ValueError, TypeError, InvalidSignature):
-            continue
-        return candidate
-    return None
+def _issued_by(cert: x509.Certificate, candidate: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(candidate)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 def _crl_signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:

@@ -7,6 +7,7 @@ import hashlib
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +15,14 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import padding as asym_padding
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from pydicom.datadict import keyword_for_tag
 from pydicom.dataset import Dataset
 
 from radproof.provenance import dicom_signature as stream
-from radproof.provenance.codes import MIN_RSA_BITS, MacAlgorithm, purpose_name
+from radproof.provenance.codes import MIN_RSA_BITS, MacAlgorithm, der_without_padding, purpose_name
 from radproof.provenance.identity import certificate_role, subject_name
-from radproof.provenance.timestamp import check_timestamp, der_without_padding
 from radproof.provenance.trust import TrustStore
 
 # DigestInfo prefixes (PKCS#1 v1.5) by MAC algorithm.
@@ -272,13 +273,11 @@ def _check_signature(
     if isinstance(key, rsa.RSAPublicKey):
         if key.key_size < MIN_RSA_BITS:
             facts.warnings.append(f"the signer key has only {key.key_size} bits")
-        numbers = key.public_numbers()
         size = (key.key_size + 7) // 8
         value = signature[:size] if len(signature) == size + 1 and signature[-1] == 0 else signature
         if len(value) != size:
             return "the signature does not belong to the certificate in the file (wrong length)"
-        block = pow(int.from_bytes(value, "big"), numbers.e, numbers.n).to_bytes(size, "big")
-        info = _pkcs1_payload(block)
+        info = _pkcs1_payload(key, value)
         if info is None:
             return (
                 "the signature was not made with the key of the certificate in the file "
@@ -304,13 +303,16 @@ def _check_signature(
     return "the signer certificate holds a key type radproof cannot check"
 
 
-def _pkcs1_payload(block: bytes) -> bytes | None:
-    if len(block) < 11 or block[0] != 0 or block[1] != 1:
+def _pkcs1_payload(key: rsa.RSAPublicKey, value: bytes) -> bytes | None:
+    """The DigestInfo inside a PKCS#1 v1.5 signature block (opened with the public key), or None.
+
+    None when the block is not PKCS#1 v1.5 type 1 padding (00 01, at least eight FF, 00): the signature was
+    not made with this key. OpenSSL does the modular exponentiation and the padding check.
+    """
+    try:
+        return key.recover_data_from_signature(value, asym_padding.PKCS1v15(), None)
+    except (InvalidSignature, ValueError):
         return None
-    end = block.find(b"\x00", 2)
-    if end < 10 or any(b != 0xFF for b in block[2:end]):
-        return None
-    return block[end + 1 :]
 
 
 def _trusted_time(
@@ -323,6 +325,8 @@ def _trusted_time(
     if kind not in (None, "CMS_TSP"):
         facts.warnings.append(f"certified timestamp of type {kind} ignored")
         return now, None
+    from radproof.provenance.timestamp import check_timestamp  # ASN.1 machinery only for files that need it
+
     size = len(signature)
     check = check_timestamp(bytes(token), signature if size % 2 == 0 or signature[-1] != 0 else signature[:-1])
     if check.time is not None:
@@ -386,7 +390,9 @@ def _iso_datetime(text: str | None) -> str | None:
     return value.isoformat()
 
 
+@lru_cache(maxsize=8192)
 def _describe(tag: int) -> str:
+    """'Keyword (gggg,eeee)'; cached: the dictionary lookup is slow for private tags, and files share tags."""
     name = keyword_for_tag(tag)
     label = f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
     return f"{name} {label}" if name else label

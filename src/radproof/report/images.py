@@ -70,13 +70,27 @@ def tamper_overlay(gray: npt.NDArray[np.uint8], mask: npt.NDArray[Any]) -> npt.N
     return out.clip(0, 255).astype(np.uint8)
 
 
-def blocks_mask(blocks: Any, shape: tuple[int, int]) -> npt.NDArray[np.bool_] | None:
-    """A pixel mask from tampered blocks given as (y, x, height, width) pixel boxes."""
+def blocks_mask(blocks: Any, shape: tuple[int, int], *, frame: int = 0) -> npt.NDArray[np.bool_] | None:
+    """A pixel mask of tampered blocks: objects or mappings with ``y``, ``x``, ``height``, ``width``
+    (and ``frame``), or (y, x, height, width) tuples. None when the blocks cannot be placed."""
     mask = np.zeros(shape, dtype=bool)
     for b in blocks or ():
+        if isinstance(b, dict):
+            fields = b
+        elif hasattr(b, "y"):
+            fields = {k: getattr(b, k, None) for k in ("frame", "y", "x", "height", "width")}
+        else:
+            try:
+                y, x, h, w = (int(v) for v in b)
+            except (TypeError, ValueError):
+                return None
+            fields = {"y": y, "x": x, "height": h, "width": w}
+        if int(fields.get("frame") or 0) != frame:
+            continue
         try:
-            y, x, h, w = (int(v) for v in b)
-        except (TypeError, ValueError):
+            y, x = int(fields["y"]), int(fields["x"])
+            h, w = int(fields["height"]), int(fields["width"])
+        except (KeyError, TypeError, ValueError):
             return None
         mask[max(0, y) : y + h, max(0, x) : x + w] = True
     return mask

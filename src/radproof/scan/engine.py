@@ -234,11 +234,44 @@ def _pool(workers: int) -> ProcessPoolExecutor:
         # heavy modules once (safe with threads in this process, fast to start).
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(_PRELOAD)
+        _start_forkserver_single_threaded()
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
         if not _POOLS:
             atexit.register(shutdown_pools)
         _POOLS[workers] = pool
     return pool
+
+
+#: One thread per worker process for the numeric libraries: the pool's parallelism is its
+#: processes, and N processes x N BLAS/OpenMP threads oversubscribe the cores (Dask's workers
+#: do the same).
+_SINGLE_THREAD_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1",
+    "VECLIB_MAXIMUM_THREADS": "1",
+}
+
+
+def _start_forkserver_single_threaded() -> None:
+    """Start the fork server (parent of every worker) with single-threaded numeric libraries.
+
+    The variables are set only while the server starts; this process's own environment is restored.
+    A fork server that already runs is left as it is.
+    """
+    from multiprocessing import forkserver
+
+    saved = {k: os.environ.get(k) for k in _SINGLE_THREAD_ENV}
+    os.environ.update({k: v for k, v in _SINGLE_THREAD_ENV.items() if k not in os.environ})
+    try:
+        forkserver.ensure_running()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def shutdown_pools() -> None:
@@ -274,10 +307,13 @@ def run_local(
             continue
         running: dict[Future[list[ItemResult]], list[ScanItem]] = {}
         try:
-            _fill(pool, pending, running, processor, max_bytes, 2 * workers)
-            while running:
+            broken = False
+            try:
+                _fill(pool, pending, running, processor, max_bytes, 2 * workers)
+            except BrokenProcessPool:
+                broken = True
+            while running and not broken:
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
-                broken = False
                 for fut in done:
                     batch = running.pop(fut)
                     try:
@@ -287,12 +323,16 @@ def run_local(
                         broken = True
                         continue
                     on_results(results)
-                if broken:
-                    suspects.extend(running.values())
-                    running.clear()
-                    _drop_pool(workers, pool)
-                    break
-                _fill(pool, pending, running, processor, max_bytes, 2 * workers)
+                if not broken:
+                    try:
+                        _fill(pool, pending, running, processor, max_bytes, 2 * workers)
+                    except BrokenProcessPool:
+                        broken = True
+            if broken:
+                # Every batch in flight may have been the one that crashed: rerun them one by one.
+                suspects.extend(running.values())
+                running.clear()
+                _drop_pool(workers, pool)
         except BaseException:
             for fut in running:
                 fut.cancel()
@@ -314,8 +354,8 @@ def _fill(
 ) -> None:
     """Keep up to ``limit`` batches in flight (bounded memory, however long the list)."""
     while pending and len(running) < limit:
-        batch = pending.pop()
-        running[pool.submit(process_batch, batch, processor, max_bytes)] = batch
+        future = pool.submit(process_batch, pending[-1], processor, max_bytes)  # raises if the pool broke
+        running[future] = pending.pop()
 
 
 def run_dask(

@@ -11,7 +11,7 @@ import hashlib
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from radproof.check import Evidence, Policy, Verdict, check
 from radproof.config import Settings
@@ -19,6 +19,10 @@ from radproof.errors import ConfigError, RadproofError
 from radproof.imaging import Radiograph, load_bytes, sniff_format
 from radproof.imaging.radiograph import SourceFormat
 from radproof.scan.discover import ScanItem
+
+if TYPE_CHECKING:
+    from radproof.provenance import TrustStore
+    from radproof.watermark import WatermarkKey
 
 #: DICOM attributes that identify a patient; kept only when the report may show them (--show-phi).
 PHI_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "AccessionNumber", "StudyDate")
@@ -29,8 +33,8 @@ class Layers:
     """What the layers need, loaded once per process: trust anchors, watermark key, policy."""
 
     policy: Policy
-    trust: Any = None
-    key: Any = None
+    trust: TrustStore | None = None
+    key: WatermarkKey | None = None
     show_phi: bool = False
 
     @classmethod

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -31,11 +32,11 @@ def new_instance_header(header: Dataset, layers: tuple[str, ...], *, fragile_blo
     ds.update(header)
     original_uid = str(header.get("SOPInstanceUID", "") or "")
     ds.SOPInstanceUID = generate_uid()
-    image_type = list(header.get("ImageType", []) or [])
-    ds.ImageType = ["DERIVED", *(image_type[1:] if image_type else ["SECONDARY"])]
-    text = (
-        f"Invisible watermark embedded by radproof {__version__} (layers: {', '.join(layers)})"
-        + ("; the fragile layer is reversible with the key" if "fragile" in layers else "")
+    raw = header.get("ImageType")
+    image_type = [str(v) for v in raw] if isinstance(raw, list | MultiValue) else ([str(raw)] if raw else [])
+    ds.ImageType = ["DERIVED", *(image_type[1:] or ["PRIMARY"])]
+    text = f"Invisible watermark embedded by radproof {__version__} (layers: {', '.join(layers)})" + (
+        "; the fragile layer is reversible with the key" if "fragile" in layers else ""
     )
     previous = str(header.get("DerivationDescription", "") or "").strip()
     ds.DerivationDescription = (f"{previous}; {text}" if previous else text)[:1024]

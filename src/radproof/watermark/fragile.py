@@ -35,6 +35,7 @@ _SHARES = BINDING_BYTES * 8 // SHARE_BITS
 THRESHOLDS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 DEFAULT_BLOCK = 64
 MIN_BLOCK = 12
+PROBE_BLOCKS = 24  # blocks tried before a whole frame is read
 
 IntArray = npt.NDArray[np.int64]
 
@@ -94,7 +95,7 @@ class FragileReading:
 
 def binding_record(original: npt.NDArray[Any], uid: str | None) -> bytes:
     """The 128-bit record that ties the layer to the original pixels and the SOP Instance UID."""
-    pixel_hash = hashlib.sha256(np.ascontiguousarray(original).tobytes()).digest()
+    pixel_hash = hashlib.sha256(np.ascontiguousarray(original, dtype="<i8").tobytes()).digest()
     data = b"radproof-binding-v1|" + (uid or "").encode() + b"|" + pixel_hash
     return hashlib.sha256(data).digest()[:BINDING_BYTES]
 
@@ -116,32 +117,43 @@ def _layout(h: int, w: int) -> tuple[tuple[IntArray, IntArray], tuple[IntArray, 
     return (out[0], out[1])
 
 
-def _prepare(
-    flat: IntArray, cand: IntArray, nbrs: IntArray, top: int, t: int
-) -> tuple[IntArray, IntArray, npt.NDArray[np.bool_], npt.NDArray[np.bool_], IntArray]:
-    """Working-coordinate values, predictions, mirror and one-sided flags, visiting order."""
+Prep = tuple[IntArray, IntArray, npt.NDArray[np.bool_], IntArray]
+
+
+def _prepare(flat: IntArray, layout: tuple[IntArray, IntArray], top: int) -> Prep:
+    """For one pass: prediction errors, predictions and mirror flags in visiting order, and the order.
+
+    Nothing here depends on the threshold, so a pass whose neighbours are fixed is prepared once.
+    """
+    cand, nbrs = layout
     n = flat[:, nbrs]  # (blocks, cand, 4)
     s = n.sum(axis=2)
     pred = s // 4
     complexity = 4 * (n * n).sum(axis=2) - s * s
-    mirror = 2 * pred > top
-    v = flat[:, cand]
-    pw = np.where(mirror, top - pred, pred)
-    vw = np.where(mirror, top - v, v)
-    one_sided = pw < 2 * t
     order = np.argsort(complexity, axis=1, kind="stable")
-    return vw, pw, mirror, one_sided, order
+    pred = np.take_along_axis(pred, order, axis=1)
+    v = np.take_along_axis(flat[:, cand], order, axis=1)
+    mirror = 2 * pred > top
+    pw = np.where(mirror, top - pred, pred)
+    e = np.where(mirror, top - v, v) - pw
+    return e, pw, mirror, order
+
+
+def _subset(prep: Prep, rows: IntArray) -> Prep:
+    return (prep[0][rows], prep[1][rows], prep[2][rows], prep[3][rows])
 
 
 def _embed_pass(
-    flat: IntArray, layout: tuple[IntArray, IntArray], bits: npt.NDArray[np.uint8], top: int, t: int
+    flat: IntArray,
+    layout: tuple[IntArray, IntArray],
+    bits: npt.NDArray[np.uint8],
+    top: int,
+    t: int,
+    prep: Prep | None = None,
 ) -> tuple[IntArray, npt.NDArray[np.bool_]]:
-    cand, nbrs = layout
-    vw, pw, mirror, one_sided, order = _prepare(flat, cand, nbrs, top, t)
-    e = np.take_along_axis(vw - pw, order, axis=1)
-    pw_s = np.take_along_axis(pw, order, axis=1)
-    os_s = np.take_along_axis(one_sided, order, axis=1)
-    mir_s = np.take_along_axis(mirror, order, axis=1)
+    cand = layout[0]
+    e, pw_s, mir_s, order = prep if prep is not None else _prepare(flat, layout, top)
+    os_s = pw_s < 2 * t
     carrier = (e >= -t) & (e < t) & ~(os_s & (e < 0))
     cum = np.cumsum(carrier, axis=1)
     need = bits.shape[1]
@@ -163,14 +175,16 @@ def _embed_pass(
 
 
 def _extract_pass(
-    flat: IntArray, layout: tuple[IntArray, IntArray], need: int, top: int, t: int
+    flat: IntArray,
+    layout: tuple[IntArray, IntArray],
+    need: int,
+    top: int,
+    t: int,
+    prep: Prep | None = None,
 ) -> tuple[IntArray, npt.NDArray[np.uint8], npt.NDArray[np.bool_]]:
-    cand, nbrs = layout
-    vw, pw, mirror, one_sided, order = _prepare(flat, cand, nbrs, top, t)
-    e2 = np.take_along_axis(vw - pw, order, axis=1)
-    pw_s = np.take_along_axis(pw, order, axis=1)
-    os_s = np.take_along_axis(one_sided, order, axis=1)
-    mir_s = np.take_along_axis(mirror, order, axis=1)
+    cand = layout[0]
+    e2, pw_s, mir_s, order = prep if prep is not None else _prepare(flat, layout, top)
+    os_s = pw_s < 2 * t
     carrier = (e2 >= -2 * t) & (e2 < 2 * t) & ~(os_s & (e2 < 0))
     cum = np.cumsum(carrier, axis=1)
     enough = cum[:, -1] >= need
@@ -189,6 +203,17 @@ def _extract_pass(
     out = flat.copy()
     out[rows, cand[order]] = original
     return out, bits[:, :need], enough
+
+
+def _start_levels(flat: IntArray, layout: tuple[IntArray, IntArray], need: int, top: int) -> IntArray:
+    """Per block, the index of the smallest threshold that could give enough carriers in pass 0."""
+    cand, nbrs = layout
+    pred = flat[:, nbrs].sum(axis=2) // 4
+    mag = np.abs(flat[:, cand] - pred)
+    counts = np.stack([(mag <= t).sum(axis=1) for t in THRESHOLDS], axis=1)
+    enough = counts >= need
+    levels: IntArray = np.where(enough.any(axis=1), np.argmax(enough, axis=1), len(THRESHOLDS) - 1)
+    return levels
 
 
 # ----------------------------------------------------------------------------------------------
@@ -257,20 +282,25 @@ def embed_fragile(
         )
         flat = blocks.reshape(len(members), -1)
         result = flat.copy()
-        pending = np.arange(len(members))
         layouts = _layout(h, w)
         half = BLOCK_BITS // 2
-        for t in THRESHOLDS:
-            if pending.size == 0:
+        start = _start_levels(flat, layouts[0], half, top)
+        prep0 = _prepare(flat, layouts[0], top)
+        remaining = np.ones(len(members), dtype=bool)
+        for level, t in enumerate(THRESHOLDS):
+            pending = np.flatnonzero(remaining & (start <= level))
+            if not remaining.any():
                 break
+            if pending.size == 0:
+                continue
             sub = flat[pending]
-            step1, ok1 = _embed_pass(sub, layouts[0], bits[pending, :half], top, t)
+            step1, ok1 = _embed_pass(sub, layouts[0], bits[pending, :half], top, t, _subset(prep0, pending))
             step2, ok2 = _embed_pass(step1, layouts[1], bits[pending, half:], top, t)
             done = ok1 & ok2
             result[pending[done]] = step2[done]
+            remaining[pending[done]] = False
             for i in pending[done]:
                 thresholds[members[i]] = t
-            pending = pending[~done]
         for i, (r, c) in enumerate(members):
             y, x, _, _ = grid.box(r, c)
             out[y : y + h, x : x + w] = result[i].reshape(h, w)
@@ -283,23 +313,41 @@ def read_fragile(
     hi: int,
     key: WatermarkKey,
     *,
-    blocks: tuple[int, ...] = (DEFAULT_BLOCK, 64),
+    blocks: tuple[int, ...] = (64, 32),
     frame_id: int = 0,
 ) -> FragileReading:
-    """Verify every block of one frame and undo the embedding where the tag verifies."""
+    """Verify every block of one frame and undo the embedding where the tag verifies.
+
+    A sample of blocks is probed first for each block size, so that an unmarked image (or one
+    marked with another key) is dismissed quickly.
+    """
     best: FragileReading | None = None
     for block in blocks:
+        grid = BlockGrid.of(frame.shape, block)
+        count = grid.shape[0] * grid.shape[1]
+        sample = {divmod(int(i), grid.shape[1]) for i in np.linspace(0, count - 1, min(count, PROBE_BLOCKS))}
+        if not _read_with_block(frame, lo, hi, key, block, frame_id, only=sample).found:
+            continue
         reading = _read_with_block(frame, lo, hi, key, block, frame_id)
         if best is None or reading.valid.sum() > best.valid.sum():
             best = reading
         if reading.valid.all():
             break
-    assert best is not None
+    if best is None:
+        grid = BlockGrid.of(frame.shape, blocks[0])
+        empty = np.zeros(grid.shape, dtype=bool)
+        return FragileReading(blocks[0], grid, empty, frame.astype(np.int64), None)
     return best
 
 
 def _read_with_block(
-    frame: npt.NDArray[Any], lo: int, hi: int, key: WatermarkKey, block: int, frame_id: int
+    frame: npt.NDArray[Any],
+    lo: int,
+    hi: int,
+    key: WatermarkKey,
+    block: int,
+    frame_id: int,
+    only: set[tuple[int, int]] | None = None,
 ) -> FragileReading:
     work = frame.astype(np.int64) - lo
     top = hi - lo
@@ -309,22 +357,34 @@ def _read_with_block(
     restored = work.copy()
     votes: list[list[bytes]] = [[] for _ in range(_SHARES)]
     half = BLOCK_BITS // 2
-    for (h, w), members in _groups(grid).items():
-        if h < 3 or w < 3:
+    for (h, w), everyone in _groups(grid).items():
+        members = everyone if only is None else [m for m in everyone if m in only]
+        if h < 3 or w < 3 or not members:
             continue
         layouts = _layout(h, w)
-        flat = np.stack(
-            [work[y : y + h, x : x + w] for y, x, _, _ in (grid.box(r, c) for r, c in members)]
-        ).reshape(len(members), -1)
-        pending = np.arange(len(members))
-        for t in THRESHOLDS:
-            if pending.size == 0:
+        flat = np.stack([work[y : y + h, x : x + w] for y, x, _, _ in (grid.box(r, c) for r, c in members)]).reshape(
+            len(members), -1
+        )
+        prep1 = _prepare(flat, layouts[1], top)
+        # A block embedded with threshold T has at least `need` values in [-2T, 2T) in its last
+        # pass; lower thresholds cannot have been used, so they are not tried.
+        e_last = prep1[0]
+        possible = np.stack(
+            [((e_last >= -2 * t) & (e_last < 2 * t)).sum(axis=1) >= BLOCK_BITS - half for t in THRESHOLDS],
+            axis=1,
+        )
+        remaining = np.ones(len(members), dtype=bool)
+        for level, t in enumerate(THRESHOLDS):
+            if not remaining.any():
                 break
+            pending = np.flatnonzero(remaining & possible[:, level])
+            if pending.size == 0:
+                continue
             sub = flat[pending]
-            step1, bits2, ok2 = _extract_pass(sub, layouts[1], BLOCK_BITS - half, top, t)
+            prep = _subset(prep1, pending)
+            step1, bits2, ok2 = _extract_pass(sub, layouts[1], BLOCK_BITS - half, top, t, prep)
             step0, bits1, ok1 = _extract_pass(step1, layouts[0], half, top, t)
             usable = ok1 & ok2
-            still = np.ones(pending.size, dtype=bool)
             for j in np.flatnonzero(usable):
                 i = int(pending[j])
                 r, c = members[i]
@@ -337,8 +397,7 @@ def _read_with_block(
                     y, x, _, _ = grid.box(r, c)
                     restored[y : y + h, x : x + w] = original
                     votes[_share(b"\0" * BINDING_BYTES, r, c, grid.shape[1])[0]].append(share)
-                    still[j] = False
-            pending = pending[still]
+                    remaining[i] = False
     binding: bytes | None = None
     if all(votes):
         binding = b"".join(max(set(v), key=v.count) for v in votes)

@@ -54,6 +54,7 @@ class RobustReading:
     bit_errors: int | None
     confidence: float  # 1 - the chance that an unmarked image shows a sync peak this strong
     sync_z: float
+    best_guess: bytes | None = None  # decoded from the strongest candidate even when its tag failed
 
 
 @dataclass(frozen=True)
@@ -111,8 +112,8 @@ def _interp_matrix(n: int, cell: float) -> F32:
 
 
 def _render(tile: F32, shape: tuple[int, int], cell: float) -> F32:
-    out: F32 = _interp_matrix(shape[0], cell) @ tile @ _interp_matrix(shape[1], cell).T
-    return out
+    out = _interp_matrix(shape[0], cell) @ tile @ _interp_matrix(shape[1], cell).T
+    return out.astype(np.float32, copy=False)
 
 
 def _decimate(x: F32, d: int) -> F32:
@@ -214,9 +215,7 @@ def _refine_peak(acf: F32, v: npt.NDArray[np.float64]) -> npt.NDArray[np.float64
     return np.array([x0 - 2 + ix + np.clip(dx, -0.5, 0.5), y0 - 2 + iy + np.clip(dy, -0.5, 0.5)])
 
 
-def _lattices(
-    f: F32, shortest: float, longest: float
-) -> list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]]:
+def _lattices(f: F32, shortest: float, longest: float) -> list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]]:
     """Candidate lattice bases (x-like vector, y-like vector), in pixels of ``f``, best first."""
     acf = _autocorrelation(f)
     h, w = acf.shape
@@ -330,9 +329,7 @@ def _half_cell(seed: int) -> tuple[F32, F32]:
     return (m @ sync_tile @ m.T).astype(np.float32), np.array([0.5, 1.0, 0.5], dtype=np.float32)
 
 
-def _try_decode(
-    folded: F32, key: WatermarkKey
-) -> tuple[bytes | None, int | None, float]:
+def _try_decode(folded: F32, key: WatermarkKey) -> tuple[bytes | None, int | None, float, bytes]:
     seed = key.seed("robust-layout")
     lay = _layout(seed)
     template, kernel = _half_cell(seed)
@@ -348,19 +345,24 @@ def _try_decode(
     data = lay.data_index >= 0
     soft = np.bincount(lay.data_index[data], weights=cells[data], minlength=CODED_BITS)
     scramble = ecc.bytes_to_bits(key.derive("robust-scramble", PAYLOAD_BYTES + TAG_BYTES))
-    info = ecc.decode(soft) ^ scramble
+    info = ecc.decode(soft.astype(np.float64)) ^ scramble
     raw = ecc.bits_to_bytes(info)
     payload, tag = raw[:PAYLOAD_BYTES], raw[PAYLOAD_BYTES:]
     if not hmac.compare_digest(tag, _tag(key, payload)):
-        return None, None, z
+        return None, None, z, payload
     coded = _coded_bits(key, payload)
     errors = int(np.count_nonzero((soft > 0) != (coded == 1)))
-    return payload, errors, z
+    return payload, errors, z, payload
+
+
+MAX_ATTEMPTS = 16  # lattice candidates tried per read (an upper bound)
 
 
 def _confidence(z: float) -> float:
-    # Chance that the largest of (2T)^2 correlation offsets of an unmarked image reaches z.
-    tail = 0.5 * math.erfc(z / math.sqrt(2.0)) * (2 * TILE) ** 2
+    # Chance that the best of (2T)^2 offsets in any of the candidate lattices of an unmarked
+    # image reaches z (a Gaussian tail with a Bonferroni bound; the benchmark measures the real
+    # false-positive rate on unmarked images).
+    tail = 0.5 * math.erfc(z / math.sqrt(2.0)) * (2 * TILE) ** 2 * MAX_ATTEMPTS
     return float(min(1.0, max(0.0, 1.0 - tail)))
 
 
@@ -370,19 +372,21 @@ def read_robust(frame: npt.NDArray[Any], key: WatermarkKey) -> RobustReading:
     guess = min(x.shape) / CELLS_PER_SIDE  # cell size if the image was neither cropped nor tiny
     d = max(1, int(guess / 2.5))
     f = _whiten(_decimate(x, d))
-    candidates = _lattices(f, 0.45 * TILE * guess / d, 2.6 * TILE * max(guess, MIN_CELL) / d)
+    found = _lattices(f, 0.45 * TILE * guess / d, 2.6 * TILE * max(guess, MIN_CELL) / d)
     default = cell_size(x.shape) * TILE / d
-    candidates.append((np.array([default, 0.0]), np.array([0.0, default])))
+    candidates = found[:1] + [(np.array([default, 0.0]), np.array([0.0, default]))]
     # The tile is square: one good basis vector is enough when the other one was misread.
-    for ex, ey in list(candidates[:4]):
+    for ex, ey in found[:2]:
         candidates.append((ex, np.array([-ex[1], ex[0]])))
         candidates.append((np.array([ey[1], -ey[0]]), ey))
-    best_z = 0.0
-    for ex, ey in candidates:
+    candidates += found[1:]
+    best_z, guess = 0.0, None
+    for ex, ey in candidates[:MAX_ATTEMPTS]:
         if abs(np.linalg.det(np.stack([ex, ey]))) < 1e-6:
             continue
-        payload, errors, z = _try_decode(_fold(f, ex, ey), key)
-        best_z = max(best_z, z)
+        payload, errors, z, attempt = _try_decode(_fold(f, ex, ey), key)
+        if z > best_z:
+            best_z, guess = z, attempt
         if payload is not None:
-            return RobustReading(True, payload, errors, _confidence(z), z)
-    return RobustReading(False, None, None, _confidence(best_z), best_z)
+            return RobustReading(True, payload, errors, _confidence(z), z, payload)
+    return RobustReading(False, None, None, _confidence(best_z), best_z, guess)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image
 
 from radproof.detect.evaluate import Item, _holdout
@@ -21,7 +22,7 @@ from radproof.errors import InputError
 from radproof.imaging import load
 
 
-def _jpeg(pixels: np.ndarray) -> bytes:  # type: ignore[type-arg]
+def _jpeg(pixels: npt.NDArray[np.float32]) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.clip(np.rint(pixels * 255.0), 0, 255).astype(np.uint8), mode="L").save(
         buf, format="JPEG", quality=95
@@ -29,7 +30,7 @@ def _jpeg(pixels: np.ndarray) -> bytes:  # type: ignore[type-arg]
     return buf.getvalue()
 
 
-def _pack(blobs: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[type-arg]
+def _pack(blobs: Sequence[bytes]) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
     offsets = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)
     return np.frombuffer(b"".join(blobs), dtype=np.uint8), offsets
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from torch import nn
 
 #: Must equal radproof.detect.normalize.JPEG_QUALITY (checked by the tests).
 JPEG_QUALITY = 90
-PATCH = 96
+PATCH = 128
 
 
 class PatchNet(nn.Module):
@@ -71,7 +72,7 @@ def reencode(unit: npt.NDArray[np.float32], quality: int = JPEG_QUALITY) -> npt.
 
 def decode_all(blob: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int64]) -> list[npt.NDArray[np.float32]]:
     out = []
-    for a, b in zip(offsets[:-1], offsets[1:], strict=True):
+    for a, b in itertools.pairwise(offsets):
         with Image.open(io.BytesIO(blob[a:b].tobytes())) as im:
             out.append(np.asarray(im.convert("L"), dtype=np.float32) / np.float32(255.0))
     return out
@@ -95,7 +96,7 @@ def _augment_pair(
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """The same random crop and processing applied to both members of a pair."""
     scale = float(rng.uniform(0.6, 1.4)) if rng.random() < 0.5 else 1.0
-    side = min(a.shape[0], int(round(PATCH / scale)))
+    side = min(a.shape[0], round(PATCH / scale))
     y, x = (int(rng.integers(0, a.shape[0] - side + 1)), int(rng.integers(0, a.shape[1] - side + 1)))
     flip = rng.random() < 0.5
     blur = float(rng.uniform(0.3, 1.0)) if rng.random() < 0.25 else 0.0
@@ -189,9 +190,9 @@ def fit(
             if step < steps:
                 sched.step()
             step += 1
-            total += float(loss) * idx.size
+            total += float(loss.detach()) * idx.size
         msg = f"epoch {epoch + 1}/{epochs}: loss {total / max(1, len(order)):.4f} ({time.time() - t0:.0f} s)"
-        if evaluate is not None:
+        if evaluate is not None and ((epoch + 1) % 25 == 0 or epoch + 1 == epochs):
             msg += " " + evaluate(net)
         say(msg)
     return net
@@ -213,7 +214,30 @@ def export_onnx(net: PatchNet, path: Path) -> None:
         torch.onnx.export(net, (dummy,), str(path), **kwargs)
 
 
-def main(argv: list[str] | None = None) -> int:
+def train_network(
+    items: Sequence[Any],
+    output: Path,
+    *,
+    pairs: Path | None,
+    taef2: Path | None,
+    epochs: int,
+    device: str,
+    progress: Callable[[str], None] = print,
+) -> None:
+    """Prepare the pairs file when none is given, then train and export (the ``radproof train --cnn`` path)."""
+    if taef2 is None:
+        raise FileNotFoundError("--taef2 FOLDER (with taef2_encoder.pth and taef2_decoder.pth) is required")
+    if pairs is None:
+        from radproof.detect.train.data import prepare
+
+        pairs = output.with_name("pairs.npz")
+        progress(f"preparing {pairs}")
+        prepare(items, pairs, progress)
+    args = [str(pairs), str(taef2), str(output), "--device", device, "--epochs", str(epochs)]
+    main(args, say=progress)
+
+
+def main(argv: list[str] | None = None, say: Callable[[str], None] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("pairs", type=Path, help="npz from radproof.detect.train.data.prepare")
     ap.add_argument("taef2", type=Path)
@@ -230,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     recons = reconstruct(train, args.taef2, args.device)
     reals = [reencode(r) for r in train]  # the same last step as the reconstructions
-    print(f"{len(reals)} aligned pairs in {time.time() - t0:.0f} s", flush=True)
+    report = say or (lambda m: print(m, flush=True))
+    report(f"{len(reals)} aligned pairs in {time.time() - t0:.0f} s")
     evals: dict[str, list[npt.NDArray[np.float32]]] = {}
     if "eval_blob" in data:
         images = decode_all(data["eval_blob"], data["eval_offsets"])
@@ -251,11 +276,9 @@ def main(argv: list[str] | None = None) -> int:
         ]
         return "| " + ", ".join(parts)
 
-    net = fit(
-        reals, recons, epochs=args.epochs, device=args.device, say=lambda m: print(m, flush=True), evaluate=evaluate
-    )
+    net = fit(reals, recons, epochs=args.epochs, device=args.device, say=report, evaluate=evaluate)
     export_onnx(net, args.output)
-    print(f"wrote {args.output} ({args.output.stat().st_size} bytes)", flush=True)
+    report(f"wrote {args.output} ({args.output.stat().st_size} bytes)")
     return 0
 
 

@@ -18,7 +18,8 @@ def _conv(n_in: int, n_out: int, **kwargs: object) -> nn.Conv2d:
 
 class _Clamp(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(x / 3) * 3
+        out: torch.Tensor = torch.tanh(x / 3) * 3
+        return out
 
 
 class _Block(nn.Module):
@@ -39,7 +40,8 @@ class _Block(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.pool is not None:
             x = x + self.pool(x)
-        return self.fuse(self.conv(x) + self.skip(x))
+        out: torch.Tensor = self.fuse(self.conv(x) + self.skip(x))
+        return out
 
 
 def encoder(latent: int = 32) -> nn.Sequential:
@@ -76,4 +78,5 @@ class Taef2(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.encoder(x)).clamp(0, 1)
+        out: torch.Tensor = self.decoder(self.encoder(x)).clamp(0, 1)
+        return out
