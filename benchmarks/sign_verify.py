@@ -264,38 +264,41 @@ def _report(runs: list[Run], files: int, pixel_bytes: int) -> None:
 
 
 def _by_size(root: Path, identity: Identity, ca: Path, radproof: str) -> None:
-    print("\n== cost vs image size (phantoms, uncompressed; median of 5 in-process, 3 for processes)")
-    print("  MB   sign ms  (MB/s)  verify ms (MB/s)  radproof verify 1 file ms  dcmsign 1 file ms")
+    print("\n== cost vs image size (phantoms, uncompressed; medians of 5 in-process, of 3 for processes)")
+    print("  sign and verify: the library in this process, wall ms / CPU ms (MB/s of pixel data per CPU s);")
+    print("  sign includes the fsync of the output (wall only). CLI and dcmsign: one process per file, wall ms.")
+    print("     MB  sign wall/CPU ms  (MB/s)  verify wall/CPU ms  (MB/s)  radproof verify  dcmsign --verify")
     store = TrustStore.from_files(ca)
     for mb, side in SCALING_SIDES.items():
         src = root / f"size-{mb}.dcm"
         _phantom(side).save_as(src, enforce_file_format=True)
         dst = root / f"size-{mb}.signed.dcm"
         size = len(_pixel_bytes(src)) / MB
-        sign_s = _median(5, _timed, partial(sign_file, src, dst, identity, Purpose.SOURCE))
-        verify_s = _median(5, _timed, partial(_verify_ok, dst, store))
-        cli_s = _median(3, _child, partial(_run_ok, [radproof, "verify", str(dst), "--trust", str(ca), "--json"]))
-        peer_s = _median(3, _child, partial(_dcmsign, ca, [dst]))
+        sign_wall, sign_cpu = _medians(5, _timed, partial(sign_file, src, dst, identity, Purpose.SOURCE))
+        verify_wall, verify_cpu = _medians(5, _timed, partial(_verify_ok, dst, store))
+        cli = _medians(3, _child, partial(_run_ok, [radproof, "verify", str(dst), "--trust", str(ca), "--json"]))[0]
+        peer = _medians(3, _child, partial(_dcmsign, ca, [dst]))[0]
         print(
-            f"  {size:4.1f} {sign_s * 1000:7.1f} ({size / sign_s:5.0f})  {verify_s * 1000:8.1f}"
-            f" ({size / verify_s:5.0f})  {cli_s * 1000:24.0f}  {peer_s * 1000:17.0f}"
+            f"  {size:5.1f}  {sign_wall * 1000:6.1f} /{sign_cpu * 1000:6.1f}  ({size / sign_cpu:5.0f})"
+            f"  {verify_wall * 1000:7.1f} /{verify_cpu * 1000:6.1f}  ({size / verify_cpu:5.0f})"
+            f"  {cli * 1000:12.0f} ms  {peer * 1000:13.0f} ms"
         )
 
 
 def _by_count(root: Path, inputs: list[Path], identity: Identity, ca: Path, radproof: str) -> None:
     print("\n== cost vs number of files (the first N main inputs, signed; median of 3)")
-    print("  files  radproof verify s  dcmsign s  ratio  radproof ms/file  dcmsign ms/file")
+    print("  files  radproof verify wall s (CPU s)  dcmsign wall s (CPU s)  ratio  radproof ms/file  dcmsign ms/file")
     folder = root / "signed-count"
     folder.mkdir()
     signed = [sign_file(src, folder / f"{i:03d}.dcm", identity, Purpose.SOURCE) for i, src in enumerate(inputs)]
     for count in sorted({min(10, len(signed)), len(signed)}):
         batch = signed[:count]
         command = [radproof, "verify", *map(str, batch), "--trust", str(ca), "--json"]
-        ours = _median(3, _child, partial(_run_ok, command))
-        peer = _median(3, _child, partial(_dcmsign, ca, batch))
+        ours, ours_cpu = _medians(3, _child, partial(_run_ok, command))
+        peer, peer_cpu = _medians(3, _child, partial(_dcmsign, ca, batch))
         print(
-            f"  {count:5d}  {ours:17.2f}  {peer:9.2f}  {peer / ours:4.2f}x  {ours / count * 1000:16.1f}"
-            f"  {peer / count * 1000:15.1f}"
+            f"  {count:5d}  {ours:22.2f} ({ours_cpu:4.2f})  {peer:14.2f} ({peer_cpu:4.2f})  {peer / ours:4.2f}x"
+            f"  {ours / count * 1000:16.1f}  {peer / count * 1000:15.1f}"
         )
 
 
@@ -324,7 +327,15 @@ def _median(
     times: int, measure: Callable[[Callable[[], object]], tuple[float, float]], work: Callable[[], object]
 ) -> float:
     """Median wall seconds of ``times`` measurements."""
-    return statistics.median(measure(work)[0] for _ in range(times))
+    return _medians(times, measure, work)[0]
+
+
+def _medians(
+    times: int, measure: Callable[[Callable[[], object]], tuple[float, float]], work: Callable[[], object]
+) -> tuple[float, float]:
+    """Median (wall, CPU) seconds of ``times`` measurements."""
+    results = [measure(work) for _ in range(times)]
+    return statistics.median(r[0] for r in results), statistics.median(r[1] for r in results)
 
 
 def _run_ok(command: list[str]) -> None:

@@ -71,6 +71,7 @@ def _tiny_manifest(folder: Path) -> Path:
     return manifest
 
 
+@pytest.mark.slow
 def test_train_then_evaluate_on_a_toy_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     manifest = _tiny_manifest(tmp_path)
     model_dir = tmp_path / "model"

@@ -61,6 +61,7 @@ def test_development_images_get_sensible_verdicts(xray_dir: Path) -> None:
 
 
 @pytest.mark.shared_data
+@pytest.mark.slow
 def test_every_shared_dicom_gets_an_answer(shared_dicoms: list[Path]) -> None:
     for path in shared_dicoms:
         d = detect_file(path).to_dict()

@@ -28,7 +28,10 @@ def register(app: typer.Typer) -> None:
 def scan_command(
     targets: Annotated[
         list[str] | None,
-        typer.Argument(help="Folders (recursive, DICOMDIR aware), files, or dicomweb+http://HOST:PORT/PATH servers."),
+        typer.Argument(
+            metavar="DIR",
+            help="Folders (recursive, DICOMDIR aware), files, or dicomweb+http://HOST:PORT/PATH servers.",
+        ),
     ] = None,
     workers: Annotated[
         int | None, typer.Option("--workers", min=0, help="Local worker processes (0: one per core).")

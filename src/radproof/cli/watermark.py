@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -111,7 +112,7 @@ def read_cmd(
     for path in files:
         image = load(path)
         reading = read(image, wm_key)
-        reading = reading.__class__(**{**reading.__dict__, "path": str(path)})
+        reading = replace(reading, path=str(path))
         ok = reading.found and not reading.tampered_blocks
         failed = failed or not ok
         if map_out is not None and reading.tampered_blocks is not None:

@@ -18,15 +18,19 @@ The rules, checked byte for byte against DCMTK ``dcmsign --dump``:
 
 from __future__ import annotations
 
+import io
+import os
 import struct
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, TypeGuard
 
 from pydicom.charset import convert_encodings
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
+from pydicom.fileutil import read_undefined_length_value
 from pydicom.filewriter import correct_ambiguous_vr_element, write_data_element
+from pydicom.tag import SequenceDelimiterTag
 from pydicom.uid import UID
 
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
@@ -79,7 +83,7 @@ def eligible_tags(ds: Dataset) -> list[int]:
     for tag in sorted(int(t) for t in ds.keys()):  # noqa: SIM118 (tags, not elements)
         if not is_signable_tag(tag):
             continue
-        vr = _explicit_vr(ds.get_item(tag))
+        vr = _explicit_vr(ds.get_item(tag, keep_deferred=True))
         if vr is not None:
             if vr != "UN":
                 tags.append(tag)
@@ -94,8 +98,13 @@ def eligible_tags(ds: Dataset) -> list[int]:
     return tags
 
 
-def mac_stream(ds: Dataset, signed_tags: Iterable[int], signature_item: Dataset) -> Iterator[bytes | memoryview]:
+def mac_stream(
+    ds: Dataset, signed_tags: Iterable[int], signature_item: Dataset, values: FileValues | None = None
+) -> Iterator[bytes | memoryview]:
     """Yield the bytes the MAC covers, in chunks (pixel data is passed through without a copy).
+
+    ``values`` reads the values the parser deferred (see :func:`load_unstreamed`) from the open file; such a
+    chunk is only valid until the next one is asked for.
 
     Raises
     ------
@@ -108,7 +117,7 @@ def mac_stream(ds: Dataset, signed_tags: Iterable[int], signature_item: Dataset)
     for tag in signed_tags:
         if tag not in ds:
             raise MissingSignedElement(tag)
-        yield from _element(ds, tag, encodings)
+        yield from _element(ds, tag, encodings, values)
     item_encodings = _encodings(signature_item, encodings)
     for tag in SIGNATURE_ITEM_TAGS:
         if tag in signature_item:
@@ -182,8 +191,23 @@ def _passthrough(raw: RawDataElement) -> bool:
     return bool(raw.is_little_endian and raw.value is not None and raw.length != _UNDEFINED)
 
 
-def _element(ds: Dataset, tag: int, encodings: list[str]) -> Iterator[bytes | memoryview]:
-    raw = ds.get_item(tag)
+def _element(
+    ds: Dataset, tag: int, encodings: list[str], values: FileValues | None = None
+) -> Iterator[bytes | memoryview]:
+    raw = ds.get_item(tag, keep_deferred=True)
+    if values is not None and _deferred(raw) and _streamable(raw):
+        # A big value the parser skipped: hashed straight from the file, chunk by chunk, never held whole.
+        if raw.length == _UNDEFINED:
+            yield _header(tag, "OB", None)
+            yield from values.fragments(raw.value_tell)
+            yield _SEQUENCE_DELIMITER
+        else:
+            length = values.available(raw.value_tell, raw.length)
+            yield _header(tag, str(raw.VR), length)
+            yield from values.chunks(raw.value_tell, length)
+        return
+    if _deferred(raw):
+        raw = ds.get_item(tag)  # pydicom reads it now
     vr_fast = _explicit_vr(raw)
     if vr_fast is not None and isinstance(raw, RawDataElement) and _passthrough(raw):
         # The common case: bytes as read from an explicit VR little endian file, passed through.
@@ -211,9 +235,7 @@ def _element(ds: Dataset, tag: int, encodings: list[str]) -> Iterator[bytes | me
     if _is_encapsulated(ds, tag, raw, elem):
         value = raw.value if isinstance(raw, RawDataElement) else elem.value
         yield _header(tag, "OB", None)
-        for fragment in _fragments(_as_bytes(value)):
-            yield _ITEM
-            yield fragment
+        yield from _items(_fragments(_as_bytes(value)))
         yield _SEQUENCE_DELIMITER
         return
     if isinstance(raw, RawDataElement) and raw.is_little_endian and raw.value is not None and raw.length != _UNDEFINED:
@@ -240,6 +262,13 @@ def _as_bytes(value: Any) -> bytes:
     raise MalformedElement("encapsulated pixel data has no byte value")
 
 
+def _items(fragments: Iterator[bytes | memoryview]) -> Iterator[bytes | memoryview]:
+    """Each piece :func:`_fragments` yields, after an item tag (the pad byte of an odd fragment included)."""
+    for fragment in fragments:
+        yield _ITEM
+        yield fragment
+
+
 def _fragments(value: bytes) -> Iterator[bytes | memoryview]:
     view = memoryview(value)
     pos, end = 0, len(value)
@@ -258,6 +287,99 @@ def _fragments(value: bytes) -> Iterator[bytes | memoryview]:
         if length % 2:
             yield b"\x00"  # odd fragments are padded to even length, as DICOM requires (and DCMTK does)
         pos += 8 + length
+
+
+# --- values read straight from the file ----------------------------------------------------------------
+
+# Values at least this big are skipped by the parser (pydicom's deferred read) when verifying a file, and the
+# stream reads them from the file itself in chunks: pixel data is never copied whole into memory.
+DEFER_SIZE = 256 * 1024
+_CHUNK = 1 << 20
+
+
+def _deferred(raw: object) -> TypeGuard[RawDataElement]:
+    return isinstance(raw, RawDataElement) and raw.value is None and raw.length != 0
+
+
+def _streamable(raw: RawDataElement) -> bool:
+    """Deferred values :class:`FileValues` can stream: explicit VR little endian, not a sequence."""
+    if not raw.is_little_endian or raw.VR is None or len(raw.VR) != 2 or raw.VR == "SQ":
+        return False
+    return raw.length != _UNDEFINED or raw.tag == PIXEL_DATA
+
+
+def load_unstreamed(ds: Dataset, fh: io.BufferedReader) -> None:
+    """Read now, from ``fh``, every deferred top-level value the stream cannot read in chunks itself.
+
+    The value is read the way the parser would have read it (a file cut short gives a short value), so the
+    dataset is exactly what a full read gives. What stays deferred (big explicit VR little endian values,
+    encapsulated pixel data) is read by :class:`FileValues` while hashing.
+    """
+    for tag, raw in list(ds.items()):
+        if not _deferred(raw) or _streamable(raw):
+            continue
+        fh.seek(raw.value_tell)
+        if raw.length == _UNDEFINED:
+            value = read_undefined_length_value(fh, raw.is_little_endian, SequenceDelimiterTag, None)
+        else:
+            value = fh.read(raw.length)
+        ds[tag] = raw._replace(value=value)
+
+
+class FileValues:
+    """Deferred values read from the open file into one reused buffer (the file is the caller's to close)."""
+
+    def __init__(self, fh: io.BufferedReader) -> None:
+        self._fh = fh
+        self._size = os.fstat(fh.fileno()).st_size
+        self._buffer = memoryview(bytearray(_CHUNK))
+
+    def available(self, offset: int, length: int) -> int:
+        """How much of ``length`` bytes from ``offset`` the file holds (a full read would be this long)."""
+        return max(0, min(length, self._size - offset))
+
+    def chunks(self, offset: int, length: int) -> Iterator[memoryview]:
+        """``length`` bytes from ``offset``; each chunk is valid until the next one is asked for."""
+        self._fh.seek(offset)
+        left = length
+        while left > 0:
+            got = self._fh.readinto(self._buffer[: min(left, _CHUNK)])
+            if not got:
+                raise MalformedElement(f"the file ends {left} bytes before the end of a value")
+            left -= got
+            yield self._buffer[:got]
+
+    def fragments(self, offset: int) -> Iterator[bytes | memoryview]:
+        """Encapsulated pixel data starting at ``offset``, as the stream has it: ``_items(_fragments(value))``.
+
+        The element ends where the parser found its sequence delimiter (found again here the same way), so a
+        damaged file gives the same reason as when the value is held in memory.
+        """
+        self._fh.seek(offset)
+        value = read_undefined_length_value(self._fh, True, SequenceDelimiterTag, defer_size=1)
+        if value is not None:  # the parser's fallback read it whole
+            yield from _items(_fragments(value))
+            return
+        end = self._fh.tell() - 8  # after the delimiter item (tag, zero length)
+        pos = offset
+        while pos < end:
+            if end - pos < 8:
+                raise MalformedElement("encapsulated pixel data ends inside an item header")
+            self._fh.seek(pos)
+            group, element, length = struct.unpack("<HHI", self._fh.read(8))
+            tag = (group << 16) | element
+            if tag == 0xFFFEE0DD:
+                return
+            if tag != 0xFFFEE000:
+                raise MalformedElement(f"encapsulated pixel data has tag {group:04X},{element:04X} instead of an item")
+            if length == _UNDEFINED or pos + 8 + length > end:
+                raise MalformedElement("an encapsulated pixel data fragment runs past the end of the element")
+            yield _ITEM
+            yield from self.chunks(pos + 8, length)
+            if length % 2:  # exactly what _items(_fragments(...)) gives for a value held in memory
+                yield _ITEM
+                yield b"\x00"
+            pos += 8 + length
 
 
 def pad_odd_fragments(ds: Dataset) -> bool:

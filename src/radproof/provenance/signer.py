@@ -8,6 +8,8 @@ import io
 import secrets
 import struct
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -140,17 +142,38 @@ def read_for_signature(data: bytes | Path, label: str) -> FileDataset:
     Element values stay exactly as read, so that they hash byte for byte as they are in the file.
     """
     if isinstance(data, Path):
-        if not data.is_file():
-            read_input_bytes(data)  # raises the InputError that says why (missing, a folder, no permission)
-        source: Any = _open(data)  # opened once: the preamble check and pydicom share it
+        source: Any = _open_input(data)  # opened once: the preamble check and pydicom share it
         head = _head(source, data)
     else:
         source = io.BytesIO(data)
         head = data[:132]
-    with source, warnings.catch_warnings():
+    with source:
+        return _parse(source, head, label)
+
+
+@contextmanager
+def open_for_verification(path: Path, label: str) -> Iterator[tuple[FileDataset, stream.FileValues]]:
+    """Parse a DICOM file for verification, leaving its big values in the file (open while in the block).
+
+    Like :func:`read_for_signature`, except that values of :data:`~.dicom_signature.DEFER_SIZE` and more
+    (pixel data) are not read: :func:`~.dicom_signature.mac_stream` hashes them from the file through the
+    :class:`~.dicom_signature.FileValues` given with the dataset, a chunk at a time.
+    """
+    fh = _open_input(path)
+    with fh:
+        ds = _parse(fh, _head(fh, path), label, defer_size=stream.DEFER_SIZE)
+        try:
+            stream.load_unstreamed(ds, fh)
+        except Exception as exc:
+            raise InputError(f"{label}: not a readable DICOM file ({_short(exc)})") from None
+        yield ds, stream.FileValues(fh)
+
+
+def _parse(source: Any, head: bytes, label: str, defer_size: int | None = None) -> FileDataset:
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            ds = pydicom.dcmread(source, force=head[128:132] != b"DICM")
+            ds = pydicom.dcmread(source, force=head[128:132] != b"DICM", defer_size=defer_size)
         except Exception as exc:
             raise InputError(f"{label}: not a readable DICOM file ({_short(exc)})") from None
     if len(ds) == 0:
@@ -163,6 +186,12 @@ def read_for_signature(data: bytes | Path, label: str) -> FileDataset:
             ds.file_meta = pydicom.dataset.FileMetaDataset()
         ds.file_meta.TransferSyntaxUID = pydicom.uid.UID(uid)
     return ds
+
+
+def _open_input(path: Path) -> io.BufferedReader:
+    if not path.is_file():
+        read_input_bytes(path)  # raises the InputError that says why (missing, a folder, no permission)
+    return _open(path)
 
 
 def _open(path: Path) -> io.BufferedReader:

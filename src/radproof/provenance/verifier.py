@@ -114,12 +114,12 @@ def verify_file(path: str | Path, trust: TrustStore | None, *, now: dt.datetime 
     InputError
         The file cannot be read or is not DICOM.
     """
-    from radproof.provenance.signer import read_for_signature
+    from radproof.provenance.signer import open_for_verification
 
-    ds = read_for_signature(Path(path), str(path))
-    with warnings.catch_warnings():
+    # The pixel data stays in the file and is hashed from it in chunks (never copied whole into memory).
+    with open_for_verification(Path(path), str(path)) as (ds, values), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom's value warnings; problems are reported as reasons
-        result = verify_dataset(ds, trust, now=now)
+        result = _verify(ds, trust, now, values)
     return VerificationResult(str(path), result.status, result.signatures, result.unsigned_elements)
 
 
@@ -133,6 +133,12 @@ def verify_dataset(
     timestamp's time (or now, without a timestamp). Elements present but covered by no signature are
     listed in ``unsigned_elements`` (added after signing; not tampering in themselves).
     """
+    return _verify(ds, trust, now, None)
+
+
+def _verify(
+    ds: Dataset, trust: TrustStore | None, now: dt.datetime | None, values: stream.FileValues | None
+) -> VerificationResult:
     when = now or dt.datetime.now(dt.UTC)
     items = _sequence_items(ds, stream.DIGITAL_SIGNATURES_SEQUENCE)
     if not items:
@@ -141,7 +147,7 @@ def verify_dataset(
     reports: list[SignatureReport] = []
     covered: set[int] = set()
     for item in items:
-        report, tags = _verify_one(ds, item, params, trust, when)
+        report, tags = _verify_one(ds, item, params, trust, when, values)
         reports.append(report)
         covered.update(tags)
     unsigned = tuple(_describe(t) for t in stream.eligible_tags(ds) if t not in covered)
@@ -184,11 +190,16 @@ class _Facts:
 
 
 def _verify_one(
-    ds: Dataset, item: Dataset, params: Sequence[Dataset], trust: TrustStore | None, now: dt.datetime
+    ds: Dataset,
+    item: Dataset,
+    params: Sequence[Dataset],
+    trust: TrustStore | None,
+    now: dt.datetime,
+    values: stream.FileValues | None,
 ) -> tuple[SignatureReport, list[int]]:
     facts = _Facts()
     try:
-        return _verify_checked(ds, item, params, trust, now, facts)
+        return _verify_checked(ds, item, params, trust, now, facts, values)
     except Exception as exc:  # a malformed item must give a reason, never a crash
         return facts.report(False, False, f"the signature item is malformed ({_short(exc)})"), []
 
@@ -200,6 +211,7 @@ def _verify_checked(
     trust: TrustStore | None,
     now: dt.datetime,
     facts: _Facts,
+    values: stream.FileValues | None,
 ) -> tuple[SignatureReport, list[int]]:
     facts.uid = _text(item, "DigitalSignatureUID")
     facts.datetime = _iso_datetime(_text(item, "DigitalSignatureDateTime"))
@@ -243,7 +255,7 @@ def _verify_checked(
 
     hasher = hashlib.new(algorithm.hashlib_name)
     try:
-        for chunk in stream.mac_stream(ds, tags, item):
+        for chunk in stream.mac_stream(ds, tags, item, values):
             hasher.update(chunk)
     except stream.MissingSignedElement as exc:
         return facts.report(False, False, f"signed element {_describe(exc.tag)} was removed after signing"), tags

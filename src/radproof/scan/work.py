@@ -49,6 +49,7 @@ def read_item(item: ScanItem, *, max_bytes: int) -> bytes:
 def process_item(item: ScanItem, processor: Processor, *, max_bytes: int) -> ItemResult:
     """Read, hash and process one item; any failure becomes an ``error`` record."""
     start = time.perf_counter()
+    cpu_start = time.process_time()
     record: dict[str, Any] = {"path": item.locator, "source": item.source, "sha256": None}
     previews: dict[str, bytes] = {}
     try:
@@ -67,6 +68,7 @@ def process_item(item: ScanItem, processor: Processor, *, max_bytes: int) -> Ite
     except Exception as exc:  # a bug or a hostile file must not stop the scan
         record.update(status="error", error=f"internal error ({type(exc).__name__}: {str(exc)[:200]})")
     record["seconds"] = round(time.perf_counter() - start, 4)
+    record["cpu_seconds"] = round(time.process_time() - cpu_start, 4)
     return ItemResult(record, previews)
 
 

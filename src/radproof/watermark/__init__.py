@@ -218,6 +218,17 @@ def value_range(image: Radiograph) -> tuple[int, int]:
     return lo, hi
 
 
+def fragile_range(image: Radiograph) -> tuple[int, int]:
+    """The value range the fragile layer works in; it must not change when the marked file is reloaded.
+
+    A DICOM header declares Bits Stored; a 16-bit PNG or TIFF does not (the loader guesses it from the
+    largest value, which marking may change), so those use the whole 16-bit range.
+    """
+    if image.dataset is None and image.pixels.dtype == np.uint16:
+        return 0, 65535
+    return value_range(image)
+
+
 def _frames(pixels: npt.NDArray[Any]) -> list[npt.NDArray[Any]]:
     return [pixels] if pixels.ndim == 2 else [pixels[i] for i in range(pixels.shape[0])]
 
@@ -288,7 +299,8 @@ def _embed(
             marked = embed_robust(marked, lo, hi, key, data, psnr=psnr)
         if "fragile" in chosen:
             binding = binding_record(marked, uid)
-            result = embed_fragile(marked, lo, hi, key, binding, block=block, frame_id=index)
+            flo, fhi = fragile_range(radiograph)
+            result = embed_fragile(marked, flo, fhi, key, binding, block=block, frame_id=index)
             marked = result.pixels
             unprotected += len(result.unprotected)
         out.append(marked)
@@ -301,7 +313,7 @@ def read(radiograph: Radiograph, key: WatermarkKey) -> WatermarkReading:
     frames = _frames(radiograph.pixels)
     robust = read_robust(frames[0], key)
     try:
-        lo, hi = value_range(radiograph)
+        lo, hi = fragile_range(radiograph)
     except UnsupportedError:
         lo, hi = 0, int(np.iinfo(radiograph.pixels.dtype).max)
     tampered: list[TamperedBlock] = []
@@ -350,7 +362,7 @@ def _blocks(reading: Any, frame: int) -> list[TamperedBlock]:
 def restore(radiograph: Radiograph, key: WatermarkKey) -> Radiograph:
     """Remove the fragile layer exactly; raises :class:`InputError` when any block fails verification."""
     try:
-        lo, hi = value_range(radiograph)
+        lo, hi = fragile_range(radiograph)
     except UnsupportedError:
         raise InputError("no fragile watermark to restore (pixel values out of range)") from None
     out = []

@@ -355,14 +355,17 @@ def _try_decode(folded: F32, key: WatermarkKey) -> tuple[bytes | None, int | Non
     return payload, errors, z, payload
 
 
-MAX_ATTEMPTS = 16  # lattice candidates tried per read (an upper bound)
+MAX_ATTEMPTS = 16  # lattice candidates tried per read
+# Null distribution of the synchronisation score (the best of all offsets and candidates) measured on
+# 600 unmarked radiographs and crops (real and synthetic, 224-2900 px): median 4.03, 99th percentile
+# 5.00, maximum 5.43. A Gumbel fit (location, scale) by moments; benchmarks/watermark.py re-measures it.
+NULL_LOCATION = 3.876
+NULL_SCALE = 0.272
 
 
 def _confidence(z: float) -> float:
-    # Chance that the best of (2T)^2 offsets in any of the candidate lattices of an unmarked
-    # image reaches z (a Gaussian tail with a Bonferroni bound; the benchmark measures the real
-    # false-positive rate on unmarked images).
-    tail = 0.5 * math.erfc(z / math.sqrt(2.0)) * (2 * TILE) ** 2 * MAX_ATTEMPTS
+    """1 - P(an unmarked image scores at least z), from the measured null distribution."""
+    tail = -math.expm1(-math.exp(-(z - NULL_LOCATION) / NULL_SCALE))
     return float(min(1.0, max(0.0, 1.0 - tail)))
 
 
@@ -370,11 +373,11 @@ def read_robust(frame: npt.NDArray[Any], key: WatermarkKey) -> RobustReading:
     """Look for the robust payload in one 2-D frame of any size, scale or polarity."""
     x = frame.astype(np.float32)
     guess = min(x.shape) / CELLS_PER_SIDE  # cell size if the image was neither cropped nor tiny
-    d = max(1, int(guess / 2.5))
+    d = max(1, round(guess / 2.2))
     f = _whiten(_decimate(x, d))
     found = _lattices(f, 0.45 * TILE * guess / d, 2.6 * TILE * max(guess, MIN_CELL) / d)
     default = cell_size(x.shape) * TILE / d
-    candidates = found[:1] + [(np.array([default, 0.0]), np.array([0.0, default]))]
+    candidates = [*found[:1], (np.array([default, 0.0]), np.array([0.0, default]))]
     # The tile is square: one good basis vector is enough when the other one was misread.
     for ex, ey in found[:2]:
         candidates.append((ex, np.array([-ex[1], ex[0]])))
