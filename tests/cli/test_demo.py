@@ -38,7 +38,9 @@ def test_demo_files_verify_with_dcmtk(demo_run: tuple[subprocess.CompletedProces
     ca = workdir / "hospital-ca" / "ca.pem"
 
     def verify(name: str) -> int:
-        return subprocess.run([dcmsign, "--verify", "+cf", str(ca), str(workdir / name)], capture_output=True).returncode
+        return subprocess.run(
+            [dcmsign, "--verify", "+cf", str(ca), str(workdir / name)], capture_output=True
+        ).returncode
 
     assert verify("capture-signed.dcm") == 0
     assert verify("capture-tampered.dcm") != 0
@@ -58,3 +60,15 @@ def test_demo_rejects_bad_size() -> None:
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
+
+
+def test_demo_writes_report_and_tamper_map(demo_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    proc, workdir = demo_run
+    report = workdir / "report.html"
+    assert report.is_file() and "radproof report" in report.read_text()
+    assert (workdir / "capture-tampered-map.png").read_bytes().startswith(b"\x89PNG")
+    for verdict in ("authentic", "tampered", "suspect", "synthetic"):
+        assert f"check -> {verdict}" in proc.stdout.replace("\n", " ") or verdict in proc.stdout
+    # The scan's results file holds one record per archive image, keyed by content hash.
+    lines = (workdir / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 6 and all('"sha256"' in line for line in lines)

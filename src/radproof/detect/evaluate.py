@@ -31,6 +31,8 @@ from radproof.imaging import load, load_bytes, render
 from radproof.imaging.radiograph import Photometric, Radiograph, SourceFormat
 
 FloatArray = npt.NDArray[np.float64]
+#: Widen cue scales by the spread between real sources (see reference.CueReference.deviation).
+BETWEEN_SETS = True
 
 
 @dataclass(frozen=True)
@@ -287,8 +289,9 @@ class Fitted:
 def fit(table: FeatureTable, train: npt.NDArray[np.bool_], description: str) -> Fitted:
     """Reference from the training reals, calibration from the training reals and fakes."""
     labels = table.labels
-    real_rows = table.rows(train & (labels == 0))
-    reference = build_reference(real_rows, table.names, description)
+    real_mask = train & (labels == 0)
+    groups = [i.set for i, m in zip(table.items, real_mask, strict=True) if m]
+    reference = build_reference(table.rows(real_mask), table.names, description, groups if BETWEEN_SETS else None)
     rows = table.rows(train)
     logits = table.logits[train] if table.logits is not None else None
     x = np.array(
@@ -483,35 +486,42 @@ def subsample(items: Sequence[Item], per_set: int, seed: int = 0) -> list[Item]:
     return out
 
 
+def _scores_with_unusable(fitted: Fitted, table: FeatureTable) -> tuple[npt.NDArray[np.int_], FloatArray, float]:
+    """Labels and probabilities with every unusable image scored 0.5 (the detector answers "uncertain")."""
+    p = fitted.scores(table)
+    failed_labels = np.array([i.label for i, _ in table.failed], dtype=np.int_)
+    labels = np.concatenate([table.labels, failed_labels])
+    probs = np.concatenate([p, np.full(failed_labels.size, 0.5)])
+    return labels, probs, failed_labels.size / max(1, labels.size)
+
+
 def perturbation_suite(
     items: Sequence[Item], fitted: Fitted, model: OnnxModel | None, names: Iterable[str] | None = None
 ) -> list[dict[str, Any]]:
-    """AUC on clean images and under each perturbation, with the drop, for the given detector."""
-    clean = measure_items(items, None, model)
-    base_p = fitted.scores(clean)
-    base = auc(clean.labels, base_p)
+    """AUC on clean images and under each perturbation, with the drop, for the given detector.
+
+    Images the perturbation makes unusable (e.g. a 256 px image halved to 128 px) count with the
+    detector's answer for them, probability 0.5 ("uncertain"); ``unusable`` says how many.
+    """
     t = fitted.calibration.threshold_synthetic
-    out = [
-        {
-            "perturbation": "none",
-            "auc": base,
-            "auc_drop": 0.0,
-            "balanced_accuracy": metrics(clean.labels, base_p, t, ci=False)["balanced_accuracy"],
-        }
-    ]
-    for name in names or PERTURBATIONS:
+    rows: list[dict[str, Any]] = []
+    base = float("nan")
+    for name in [None, *(names or PERTURBATIONS)]:
         table = measure_items(items, name, model)
-        p = fitted.scores(table)
-        a = auc(table.labels, p)
-        out.append(
+        y, p, unusable = _scores_with_unusable(fitted, table)
+        a = auc(y, p)
+        if name is None:
+            base = a
+        rows.append(
             {
-                "perturbation": name,
+                "perturbation": name or "none",
                 "auc": a,
                 "auc_drop": base - a,
-                "balanced_accuracy": metrics(table.labels, p, t, ci=False)["balanced_accuracy"],
+                "balanced_accuracy": metrics(y, p, t, ci=False)["balanced_accuracy"],
+                "unusable": unusable,
             }
         )
-    return out
+    return rows
 
 
 def fitted_from_detector(reference: Reference, calibration: Calibration) -> Fitted:

@@ -37,6 +37,7 @@ class CueReference:
 
     name: str
     quantiles: tuple[float, ...]
+    between_sets: float = 0.0
 
     def _q(self, level: float) -> float:
         return float(np.interp(level, LEVELS, self.quantiles))
@@ -53,12 +54,14 @@ class CueReference:
         """Signed robust deviation from the real median, in units of the real spread on that side.
 
         Scales are the 50-84 and 16-50 percentile distances (one standard deviation for a normal
-        distribution), so a skewed reference is handled on each side separately.
+        distribution), so a skewed reference is handled on each side separately, widened by the
+        spread of the cue between sources (hospitals, processing chains) when it was measured: a cue
+        that moves from one hospital to the next is trusted less on an unseen one.
         """
         med = self.median
         scale = (self._q(84.0) - med) if value >= med else (med - self._q(16.0))
         spread = self._q(95.0) - self._q(5.0)
-        scale = max(scale, 0.05 * spread, 1e-6)
+        scale = max(float(np.hypot(scale, self.between_sets)), 0.05 * spread, 1e-6)
         return float(np.clip((value - med) / scale, -MAX_DEVIATION, MAX_DEVIATION))
 
     def describe(self) -> str:
@@ -105,6 +108,7 @@ class Reference:
             "n_images": self.n_images,
             "description": self.description,
             "cues": {n: list(c.quantiles) for n, c in self.cues.items()},
+            "between_sets": {n: c.between_sets for n, c in self.cues.items()},
             "precision": self.precision.tolist(),
         }
 
@@ -112,7 +116,10 @@ class Reference:
     def from_json(cls, data: Mapping[str, Any]) -> Reference:
         if list(data["levels"]) != list(LEVELS):
             raise ValueError("reference quantile levels do not match this version of radproof")
-        cues = {n: CueReference(n, tuple(float(v) for v in q)) for n, q in data["cues"].items()}
+        between = data.get("between_sets", {})
+        cues = {
+            n: CueReference(n, tuple(float(v) for v in q), float(between.get(n, 0.0))) for n, q in data["cues"].items()
+        }
         return cls(
             cues=cues,
             precision=np.asarray(data["precision"], dtype=np.float64),
@@ -121,15 +128,30 @@ class Reference:
         )
 
 
-def build_reference(rows: Sequence[Mapping[str, float]], names: Sequence[str], description: str) -> Reference:
-    """Reference statistics from cue values measured on real radiographs."""
+def build_reference(
+    rows: Sequence[Mapping[str, float]],
+    names: Sequence[str],
+    description: str,
+    groups: Sequence[str] | None = None,
+) -> Reference:
+    """Reference statistics from cue values measured on real radiographs.
+
+    ``groups`` names the source (set, hospital) of each row; with three or more sources the spread of
+    their medians widens each cue's scale (see :meth:`CueReference.deviation`).
+    """
     if len(rows) < MIN_IMAGES:
         raise InputError(
             f"a reference needs at least {MIN_IMAGES} usable real images, got {len(rows)}: add real images"
         )
     matrix = np.array([[r[n] for n in names] for r in rows], dtype=np.float64)
+    between = dict.fromkeys(names, 0.0)
+    if groups is not None and len(set(groups)) >= 3:
+        labels = np.asarray(groups)
+        medians = np.array([np.median(matrix[labels == g], axis=0) for g in sorted(set(groups))])
+        between = {n: float(np.std(medians[:, i], ddof=1)) for i, n in enumerate(names)}
     cues = {
-        n: CueReference(n, tuple(float(v) for v in np.percentile(matrix[:, i], LEVELS))) for i, n in enumerate(names)
+        n: CueReference(n, tuple(float(v) for v in np.percentile(matrix[:, i], LEVELS)), between[n])
+        for i, n in enumerate(names)
     }
     z = np.array([[cues[n].deviation(v) for n, v in zip(names, row, strict=True)] for row in matrix])
     corr = np.corrcoef(z, rowvar=False)

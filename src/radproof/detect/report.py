@@ -132,7 +132,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     if "perturbations" in results:
         pert = results["perturbations"]
         parts.append(f"### Perturbation suite ({pert['images']} images, shipped detector)\n")
-        parts.append(_table(pert["rows"], ["perturbation", "auc", "auc_drop", "balanced_accuracy"]))
+        parts.append(_table(pert["rows"], ["perturbation", "auc", "auc_drop", "balanced_accuracy", "unusable"]))
     return "\n".join(parts)
 
 
