@@ -21,7 +21,7 @@ from radproof.detect import cues as cue_functions
 from radproof.detect.fusion import Calibration, evidence_items, model_evidence
 from radproof.detect.hints import Hint, collect_hints
 from radproof.detect.model import OnnxModel
-from radproof.detect.normalize import Normalized, normalize, reencode
+from radproof.detect.normalize import Normalized, normalize, recompress
 from radproof.detect.reference import Reference
 from radproof.errors import ConfigError, InputError
 from radproof.fileio import read_input_bytes
@@ -32,6 +32,8 @@ from radproof.imaging.radiograph import Radiograph
 MODEL_DIR = "models"
 CONFIG_NAME = "detector.json"
 UNCERTAIN_PROBABILITY = 0.5
+#: JPEG quality of the stability probe (an ordinary re-save of the whole image).
+STABILITY_QUALITY = 75
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,8 @@ class Detector:
         score = self.score_pixels(norm.pixels)
         verdict = self.calibration.verdict(score.probability)
         # Stability: the verdict must survive one more ordinary re-compression.
-        again = self.score_pixels(reencode(norm.pixels, quality=75))
+        probe = normalize(recompress(image, STABILITY_QUALITY))
+        again = self.score_pixels(probe.pixels) if not probe.problems else score
         if self.calibration.verdict(again.probability) != verdict and verdict != "uncertain":
             hints.append(
                 Hint(

@@ -154,3 +154,18 @@ def normalize(image: Radiograph) -> Normalized:
             problems=result.problems + tuple(extra),
         )
     return result
+
+
+def recompress(image: Radiograph, quality: int = 75) -> Radiograph:
+    """The image as an ordinary 8-bit JPEG export at ``quality`` would give it (native size).
+
+    Used as a stability probe: a verdict that flips after such a re-save is reported as uncertain.
+    """
+    unit, _ = stretch(brightness_frame(image))
+    q = np.clip(np.rint(unit * 255.0), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(q, mode="L").save(buf, format="JPEG", quality=quality)
+    buf.seek(0)
+    with Image.open(buf) as im:
+        pixels = np.asarray(im.convert("L"), dtype=np.uint8)
+    return Radiograph(pixels=pixels, bits_stored=8)

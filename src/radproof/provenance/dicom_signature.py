@@ -80,10 +80,11 @@ def stream_transfer_syntax(ds: Dataset) -> str:
 def eligible_tags(ds: Dataset) -> list[int]:
     """Top-level tags a new signature covers: every signable element whose VR is known."""
     tags: list[int] = []
-    for tag in sorted(int(t) for t in ds.keys()):  # noqa: SIM118 (tags, not elements)
+    for key, raw in sorted(ds.items()):  # raw elements as parsed (deferred ones stay unread)
+        tag = int(key)
         if not is_signable_tag(tag):
             continue
-        vr = _explicit_vr(ds.get_item(tag, keep_deferred=True))
+        vr = _explicit_vr(raw)
         if vr is not None:
             if vr != "UN":
                 tags.append(tag)
@@ -114,10 +115,12 @@ def mac_stream(
         When an element cannot be encoded.
     """
     encodings = _encodings(ds)
+    elements: dict[int, Any] = {int(key): raw for key, raw in ds.items()}  # no tag conversion per look-up
     for tag in signed_tags:
-        if tag not in ds:
+        raw = elements.get(tag)
+        if raw is None:
             raise MissingSignedElement(tag)
-        yield from _element(ds, tag, encodings, values)
+        yield from _element(ds, tag, encodings, values, raw)
     item_encodings = _encodings(signature_item, encodings)
     for tag in SIGNATURE_ITEM_TAGS:
         if tag in signature_item:
@@ -171,13 +174,18 @@ def _sequence_has_unknown(elem: DataElement) -> bool:
     return False
 
 
+_HEAD_UNDEFINED = struct.Struct("<HH2sH")  # tag, VR, two zero bytes
+_HEAD_LONG = struct.Struct("<HH2sHI")  # tag, VR, two zero bytes, 32-bit length
+_HEAD_SHORT = struct.Struct("<HH2sH")  # tag, VR, 16-bit length
+
+
 def _header(tag: int, vr: str, length: int | None) -> bytes:
-    head = struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr.encode("ascii")
+    code = vr.encode("ascii")
     if length is None:  # undefined-length element in the stream: no length field at all
-        return head + b"\x00\x00"
+        return _HEAD_UNDEFINED.pack(tag >> 16, tag & 0xFFFF, code, 0)
     if vr in _LONG_VRS:
-        return head + b"\x00\x00" + struct.pack("<I", length)
-    return head + struct.pack("<H", length)
+        return _HEAD_LONG.pack(tag >> 16, tag & 0xFFFF, code, 0, length)
+    return _HEAD_SHORT.pack(tag >> 16, tag & 0xFFFF, code, length)
 
 
 def _explicit_vr(raw: Any) -> str | None:
@@ -192,9 +200,11 @@ def _passthrough(raw: RawDataElement) -> bool:
 
 
 def _element(
-    ds: Dataset, tag: int, encodings: list[str], values: FileValues | None = None
+    ds: Dataset, tag: int, encodings: list[str], values: FileValues | None = None, raw: Any = None
 ) -> Iterator[bytes | memoryview]:
-    raw = ds.get_item(tag, keep_deferred=True)
+    """The stream bytes of one element; ``raw`` is ``ds``'s element for ``tag`` as parsed, when known."""
+    if raw is None:
+        raw = ds.get_item(tag, keep_deferred=True)
     if values is not None and _deferred(raw) and _streamable(raw):
         # A big value the parser skipped: hashed straight from the file, chunk by chunk, never held whole.
         if raw.length == _UNDEFINED:
@@ -209,7 +219,7 @@ def _element(
     if _deferred(raw):
         raw = ds.get_item(tag)  # pydicom reads it now
     vr_fast = _explicit_vr(raw)
-    if vr_fast is not None and isinstance(raw, RawDataElement) and _passthrough(raw):
+    if vr_fast is not None and isinstance(raw, RawDataElement) and raw.value is not None and _passthrough(raw):
         # The common case: bytes as read from an explicit VR little endian file, passed through.
         yield _header(tag, vr_fast, len(raw.value))
         yield raw.value
@@ -226,10 +236,10 @@ def _element(
         for item in elem.value or []:
             yield _ITEM
             item_encodings = _encodings(item, encodings)
-            for child in sorted(int(t) for t in item.keys()):  # noqa: SIM118
-                if not is_signable_tag(child):
+            for child, child_raw in sorted(item.items()):
+                if not is_signable_tag(int(child)):
                     continue
-                yield from _element(item, child, item_encodings)
+                yield from _element(item, int(child), item_encodings, None, child_raw)
         yield _SEQUENCE_DELIMITER
         return
     if _is_encapsulated(ds, tag, raw, elem):
