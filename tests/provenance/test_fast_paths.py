@@ -4,6 +4,7 @@ and `radproof verify` / `radproof --version` import only what they need."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import struct
 import subprocess
 import sys
@@ -12,9 +13,18 @@ from pathlib import Path
 import pydicom
 import pytest
 
+from radproof.errors import InputError
 from radproof.imaging.phantom import simulate
-from radproof.provenance import TrustStore, load_identity, verify_file
-from radproof.provenance.signer import dataset_bytes, dataset_chunks, read_for_signature, sign_dataset, sign_file
+from radproof.provenance import TrustStore, load_identity, verify_dataset, verify_file
+from radproof.provenance.dicom_signature import DEFER_SIZE
+from radproof.provenance.signer import (
+    dataset_bytes,
+    dataset_chunks,
+    open_for_verification,
+    read_for_signature,
+    sign_dataset,
+    sign_file,
+)
 
 from .conftest import ID_PW, Pki
 
@@ -70,6 +80,57 @@ def test_shared_samples_encode_identically(shared_dicoms: list[Path], pki: Pki) 
         ds = read_for_signature(path, str(path))
         sign_dataset(ds, identity)
         assert b"".join(dataset_chunks(ds)) == dataset_bytes(ds), path
+
+
+@pytest.mark.parametrize("kind", ["explicit", "encapsulated", "odd-fragment"])
+def test_hashing_from_the_file_equals_hashing_in_memory(kind: str, pki: Pki, tmp_path: Path) -> None:
+    """verify_file leaves big values in the file; the verdict must be what the in-memory path gives."""
+    big = simulate(rows=400, cols=400, seed=9)  # 320 KB of pixel data: above DEFER_SIZE
+    assert len(big.PixelData) > DEFER_SIZE
+    src = tmp_path / "src.dcm"
+    if kind != "explicit":
+        fragments = [bytes(big.PixelData[:150_000]), bytes(big.PixelData[150_000 : 300_000 + (kind == "odd-fragment")])]
+        big.file_meta.TransferSyntaxUID = pydicom.uid.RLELossless
+        big.PixelData = b"".join(
+            [struct.pack("<HHI", 0xFFFE, 0xE000, 0)]
+            + [struct.pack("<HHI", 0xFFFE, 0xE000, len(f)) + f for f in fragments]
+        )
+        big["PixelData"].VR = "OB"
+        big["PixelData"].is_undefined_length = True
+    big.save_as(src, enforce_file_format=True)
+    signed = tmp_path / "signed.dcm"
+    if kind == "odd-fragment":  # radproof pads odd fragments when it signs; keep the odd one, as another tool might
+        ds = read_for_signature(src, "src")
+        sign_dataset(ds, load_identity(pki.tech, ID_PW))
+        signed.write_bytes(dataset_bytes(ds))
+    else:
+        sign_file(src, signed, load_identity(pki.tech, ID_PW))
+    with open_for_verification(signed, "signed") as (parsed, _):
+        assert parsed.get_item(0x7FE00010, keep_deferred=True).value is None  # left in the file
+    data = signed.read_bytes()
+    pixel_at = data.index(b"\xe0\x7f\x10\x00") + 12
+    variants = {
+        "as signed": data,
+        "pixel flipped": data[: pixel_at + 200_000]
+        + bytes([data[pixel_at + 200_000] ^ 1])
+        + data[pixel_at + 200_001 :],
+        "cut in the pixels": data[: pixel_at + 250_000],
+        "cut near the end": data[:-20],
+    }
+    store = TrustStore.from_files(pki.ca_pem)
+    for name, variant in variants.items():
+        path = tmp_path / f"{name}.dcm"
+        path.write_bytes(variant)
+        try:
+            in_memory = verify_dataset(read_for_signature(path, str(path)), store).to_dict()
+        except InputError as exc:
+            with pytest.raises(InputError, match=re.escape(str(exc))):
+                verify_file(path, store)
+            continue
+        from_file = verify_file(path, store).to_dict()
+        from_file["path"] = None
+        assert from_file == in_memory, name
+        assert (in_memory["status"] == "valid") == (name == "as signed"), (name, in_memory)
 
 
 def test_trust_decisions_are_the_same_when_cached(pki: Pki) -> None:

@@ -34,9 +34,7 @@ def register(app: typer.Typer) -> None:
 
 
 def check_command(
-    files: Annotated[
-        list[Path], typer.Argument(metavar="FILE", help="Radiographs to check (DICOM, PNG, JPEG, TIFF).")
-    ],
+    files: Annotated[list[Path], typer.Argument(metavar="FILE", help="Radiographs to check (DICOM, PNG, JPEG, TIFF).")],
     trust: TrustOpt = None,
     crl: CrlOpt = None,
     key: KeyOpt = None,

@@ -21,7 +21,7 @@ from radproof.detect import cues as cue_functions
 from radproof.detect.fusion import Calibration, evidence_items, model_evidence
 from radproof.detect.hints import Hint, collect_hints
 from radproof.detect.model import OnnxModel
-from radproof.detect.normalize import Normalized, normalize, recompress
+from radproof.detect.normalize import Normalized, normalize, normalize_array, reencode
 from radproof.detect.reference import Reference
 from radproof.errors import ConfigError, InputError
 from radproof.fileio import read_input_bytes
@@ -144,8 +144,8 @@ class Detector:
         score = self.score_pixels(norm.pixels)
         verdict = self.calibration.verdict(score.probability)
         # Stability: the verdict must survive one more ordinary re-compression.
-        probe = normalize(recompress(image, STABILITY_QUALITY))
-        again = self.score_pixels(probe.pixels) if not probe.problems else score
+        probe = _stability_probe(norm)
+        again = self.score_pixels(probe.pixels) if probe is not None and not probe.problems else score
         if self.calibration.verdict(again.probability) != verdict and verdict != "uncertain":
             hints.append(
                 Hint(
@@ -188,6 +188,13 @@ class Detector:
                 yield self.detect_file(p)
             except InputError as exc:
                 yield exc
+
+
+def _stability_probe(norm: Normalized) -> Normalized | None:
+    """The image after an ordinary web-size JPEG re-save (quality 75), normalized again."""
+    if norm.preview is None:
+        return None
+    return normalize_array(reencode(norm.preview, STABILITY_QUALITY))
 
 
 def _decisive(hints: list[Hint]) -> str | None:

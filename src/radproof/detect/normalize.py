@@ -36,6 +36,8 @@ JPEG_QUALITY = 90
 MIN_SIDE = 32
 #: Short sides under this are analysed but flagged (they must be up-sampled to the working size).
 SMALL_SIDE = 192
+#: Short side of the preview kept for the stability probe.
+PREVIEW_SIZE = 2 * WORK_SIZE
 
 FloatImage = npt.NDArray[np.float32]
 
@@ -54,12 +56,16 @@ class Normalized:
         (top, left, height, width) of the analysed square in input pixel coordinates.
     problems
         Reasons the pixel evidence is unreliable (tiny, blank, binary, mostly saturated...).
+    preview
+        The stretched image at a short side of at most ``PREVIEW_SIZE`` (before cropping and
+        re-encoding): the source of the stability probe, an ordinary web-size JPEG export.
     """
 
     pixels: FloatImage
     original_shape: tuple[int, int]
     crop: tuple[int, int, int, int]
     problems: tuple[str, ...] = ()
+    preview: FloatImage | None = None
 
 
 def brightness_frame(image: Radiograph) -> FloatImage:
@@ -136,8 +142,13 @@ def normalize_array(values: npt.NDArray[np.floating] | npt.NDArray[np.integer]) 
     top, left = (rows - WORK_SIZE) // 2, (cols - WORK_SIZE) // 2
     square = resized[top : top + WORK_SIZE, left : left + WORK_SIZE]
     pixels = reencode(square)
+    if short > PREVIEW_SIZE:
+        ratio = PREVIEW_SIZE / short
+        preview = _resize(unit, round(h * ratio), round(w * ratio))
+    else:
+        preview = unit
     crop = (round(top / scale), round(left / scale), round(WORK_SIZE / scale), round(WORK_SIZE / scale))
-    return Normalized(pixels=pixels, original_shape=(h, w), crop=crop, problems=tuple(problems))
+    return Normalized(pixels=pixels, original_shape=(h, w), crop=crop, problems=tuple(problems), preview=preview)
 
 
 def normalize(image: Radiograph) -> Normalized:
@@ -152,20 +163,6 @@ def normalize(image: Radiograph) -> Normalized:
             original_shape=result.original_shape,
             crop=result.crop,
             problems=result.problems + tuple(extra),
+            preview=result.preview,
         )
     return result
-
-
-def recompress(image: Radiograph, quality: int = 75) -> Radiograph:
-    """The image as an ordinary 8-bit JPEG export at ``quality`` would give it (native size).
-
-    Used as a stability probe: a verdict that flips after such a re-save is reported as uncertain.
-    """
-    unit, _ = stretch(brightness_frame(image))
-    q = np.clip(np.rint(unit * 255.0), 0, 255).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(q, mode="L").save(buf, format="JPEG", quality=quality)
-    buf.seek(0)
-    with Image.open(buf) as im:
-        pixels = np.asarray(im.convert("L"), dtype=np.uint8)
-    return Radiograph(pixels=pixels, bits_stored=8)
