@@ -246,6 +246,12 @@ def _report(runs: list[Run], files: int, pixel_bytes: int) -> None:
         f"  SHA-256 of the pixel data alone {each(lambda r: r.sha256_cpu)}  "
         f"= {med(lambda r: r.sha256_cpu / r.sign_cpu) * 100:.0f}% of signing CPU"
     )
+    compute = [sum(r.phases[p] for p in ("read", "hash+RSA (sign_dataset)", "encode")) for r in runs]
+    share = med(lambda r: r.sha256_cpu) / statistics.median(compute)
+    print(
+        f"  read + hash + RSA + encode (no write): {' / '.join(f'{mbs / c:.0f}' for c in compute)} MB/s per CPU s "
+        f"({mbs / statistics.median(compute):.0f}); SHA-256 is {share * 100:.0f}% of that"
+    )
 
     print(f"\n== verify, {files} files")
     print(f"radproof verify (1 process) s  {each(lambda r: r.verify_wall)}  ({med(lambda r: r.verify_wall):.2f}) wall")

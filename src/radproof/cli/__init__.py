@@ -26,7 +26,15 @@ app = typer.Typer(
 )
 
 # Command modules, in the order they appear in --help. Each defines register(app).
-_COMMAND_MODULES: list[str] = ["radproof.cli.demo", "radproof.cli.detect", "radproof.cli.keys", "radproof.cli.sign", "radproof.cli.watermark", "radproof.cli.check", "radproof.cli.scan"]
+_COMMAND_MODULES: list[str] = [
+    "radproof.cli.demo",
+    "radproof.cli.keys",
+    "radproof.cli.sign",
+    "radproof.cli.watermark",
+    "radproof.cli.detect",
+    "radproof.cli.check",
+    "radproof.cli.scan",
+]
 
 
 def _version(value: bool) -> None:

@@ -328,7 +328,7 @@ def register(app: typer.Typer) -> None:
         ),
         size: str = typer.Option("1536x1280", help="Phantom size as ROWSxCOLS."),
     ) -> None:
-        """Run the whole story on an embedded phantom: sign, tamper, verify."""
+        """The whole story on an embedded phantom: sign, watermark, tamper, detect, scan, report."""
         try:
             rows, cols = (int(v) for v in size.lower().split("x"))
         except ValueError:

@@ -26,6 +26,8 @@ def detect_command(
     model: Annotated[Path | None, typer.Option("--model", help="Detector folder (default: the shipped one).")] = None,
 ) -> None:
     """Estimate whether radiographs are AI-generated. Exit 1 when any is judged synthetic."""
+    from rich.markup import escape
+
     from radproof.detect import Detector
     from radproof.detect.explain import write_heatmap
     from radproof.errors import InputError
@@ -42,7 +44,7 @@ def detect_command(
             if json_out:
                 print_json_line({"path": str(path), "error": str(result)})
             else:
-                err_console.print(f"[bold red]error:[/] {result}")
+                err_console.print(f"[bold red]error:[/] {escape(str(result))}")
             continue
         if result.verdict == "synthetic" and code == Exit.OK:
             code = Exit.FAILED
@@ -52,14 +54,16 @@ def detect_command(
             continue
         colour = {"real": "green", "synthetic": "red"}.get(result.verdict, "yellow")
         console.print(
-            f"[bold]{path}[/]: [{colour}]{result.verdict}[/] (synthetic probability {result.synthetic_probability:.2f})"
+            f"[bold]{escape(str(path))}[/]: [{colour}]{result.verdict}[/] "
+            f"(synthetic probability {result.synthetic_probability:.2f})",
+            soft_wrap=True,
         )
         for e in result.evidence[:3]:
-            console.print(f"  - {e['reference']} [{e['direction']}]")
+            console.print(f"  - {escape(e['reference'])} ({e['direction']})", soft_wrap=True)
         for h in result.hints:
-            console.print(f"  * {h.severity}: {h.message}")
+            console.print(f"  * {h.severity}: {escape(h.message)}", soft_wrap=True)
         if heat is not None:
-            console.print(f"  heatmap: {heat}")
+            console.print(f"  heatmap: {escape(str(heat))}", soft_wrap=True)
     raise typer.Exit(int(code))
 
 

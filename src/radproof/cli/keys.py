@@ -1,6 +1,6 @@
 """`radproof keys`: a hospital CA, signing identities, revocation."""
 
-# ruff: noqa: B008  (typer declares options as argument defaults)
+
 
 from __future__ import annotations
 

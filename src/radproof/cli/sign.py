@@ -1,7 +1,5 @@
 """`radproof sign` and `radproof verify`: DICOM PS3.15 digital signatures."""
 
-# ruff: noqa: B008  (typer declares options as argument defaults)
-
 from __future__ import annotations
 
 from pathlib import Path

@@ -273,10 +273,12 @@ def _as_bytes(value: Any) -> bytes:
 
 
 def _items(fragments: Iterator[bytes | memoryview]) -> Iterator[bytes | memoryview]:
-    """Each piece :func:`_fragments` yields, after an item tag (the pad byte of an odd fragment included)."""
+    """Each fragment after its item tag; an odd fragment is followed by its pad byte inside the same item."""
     for fragment in fragments:
         yield _ITEM
         yield fragment
+        if len(fragment) % 2:
+            yield b"\x00"  # odd fragments are padded to even length, as DICOM requires (and DCMTK does)
 
 
 def _fragments(value: bytes) -> Iterator[bytes | memoryview]:
@@ -294,8 +296,6 @@ def _fragments(value: bytes) -> Iterator[bytes | memoryview]:
         if length == _UNDEFINED or pos + 8 + length > end:
             raise MalformedElement("an encapsulated pixel data fragment runs past the end of the element")
         yield view[pos + 8 : pos + 8 + length]
-        if length % 2:
-            yield b"\x00"  # odd fragments are padded to even length, as DICOM requires (and DCMTK does)
         pos += 8 + length
 
 
@@ -387,7 +387,6 @@ class FileValues:
             yield _ITEM
             yield from self.chunks(pos + 8, length)
             if length % 2:  # exactly what _items(_fragments(...)) gives for a value held in memory
-                yield _ITEM
                 yield b"\x00"
             pos += 8 + length
 

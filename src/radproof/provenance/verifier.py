@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from pydicom.datadict import keyword_for_tag
 from pydicom.dataset import Dataset
 
+from radproof.errors import InputError, RadproofError
 from radproof.provenance import dicom_signature as stream
 from radproof.provenance.codes import MIN_RSA_BITS, MacAlgorithm, der_without_padding, purpose_name
 from radproof.provenance.identity import certificate_role, subject_name
@@ -119,7 +120,10 @@ def verify_file(path: str | Path, trust: TrustStore | None, *, now: dt.datetime 
     # The pixel data stays in the file and is hashed from it in chunks (never copied whole into memory).
     with open_for_verification(Path(path), str(path)) as (ds, values), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom's value warnings; problems are reported as reasons
-        result = _verify(ds, trust, now, values)
+        try:
+            result = _verify(ds, trust, now, values)
+        except InputError as exc:
+            raise InputError(f"{path}: {exc}") from None
     return VerificationResult(str(path), result.status, result.signatures, result.unsigned_elements)
 
 
@@ -137,6 +141,17 @@ def verify_dataset(
 
 
 def _verify(
+    ds: Dataset, trust: TrustStore | None, now: dt.datetime | None, values: stream.FileValues | None
+) -> VerificationResult:
+    try:
+        return _verify_all(ds, trust, now, values)
+    except RadproofError:
+        raise
+    except Exception as exc:  # pydicom parses lazily: a corrupt element surfaces here, not on read
+        raise InputError(f"corrupt DICOM file: {type(exc).__name__}: {str(exc)[:200]}") from None
+
+
+def _verify_all(
     ds: Dataset, trust: TrustStore | None, now: dt.datetime | None, values: stream.FileValues | None
 ) -> VerificationResult:
     when = now or dt.datetime.now(dt.UTC)
