@@ -1,7 +1,5 @@
 """`radproof keys`: a hospital CA, signing identities, revocation."""
 
-
-
 from __future__ import annotations
 
 import os
