@@ -106,3 +106,19 @@ def test_evaluate_rejects_a_bad_manifest(tmp_path: Path) -> None:
     bad = tmp_path / "m.csv"
     bad.write_text("path,label\nx.png,maybe\n")
     assert main(["evaluate", str(bad)]) == 2
+
+
+@pytest.mark.slow
+def test_train_with_the_network_end_to_end(tmp_path: Path, xray_dir: Path) -> None:
+    """`radproof train --cnn`: pairs, taef2 reconstructions, one epoch, ONNX export, calibration."""
+    pytest.importorskip("torch", reason="the train extra (torch) is not installed")
+    taef2 = xray_dir.parent.parent / "models" / "taef2"
+    if not (taef2 / "taef2_decoder.pth").is_file():
+        pytest.skip(f"taef2 weights not found at {taef2}")
+    manifest = _tiny_manifest(tmp_path)
+    out = tmp_path / "model"
+    code = main(["train", str(manifest), "-o", str(out), "--cnn", "--taef2", str(taef2), "--epochs", "1"])
+    assert code == 0
+    config = json.loads((out / "detector.json").read_text())
+    assert config["model"]["file"] == "detector.onnx" and (out / "detector.onnx").is_file()
+    assert not (out / "pairs.npz").exists()

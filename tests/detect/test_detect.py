@@ -26,8 +26,10 @@ def test_phantom_gets_a_full_answer(phantom: Radiograph) -> None:
     assert d["verdict"] in ("real", "synthetic", "uncertain")
     assert d["evidence"], "a usable image must come with evidence"
     assert any(h["name"] == "phantom" for h in d["hints"])
-    assert result.heatmap is not None and result.heatmap.shape == (256, 256)
+    # 512 x 448 -> working scale 256 / 448: the whole-frame map keeps the image's aspect ratio.
+    assert result.heatmap is not None and result.heatmap.shape == (293, 256)
     assert float(result.heatmap.min()) >= 0.0 and float(result.heatmap.max()) <= 1.0
+    assert result.square_heatmap is not None and result.square_heatmap.shape == (256, 256)
 
 
 def test_evidence_entries_follow_the_contract(array_image: Radiograph) -> None:
@@ -89,3 +91,19 @@ def test_heavily_upsampled_smooth_image_is_not_called_real() -> None:
     small = 128 + 40 * np.tanh(rng.normal(0, 1, (40, 40)))
     fake = np.kron(small, np.ones((8, 8))).astype(np.uint8)
     assert detect(Radiograph(pixels=fake, bits_stored=8)).verdict in ("synthetic", "uncertain")
+
+
+def test_huge_declared_size_is_refused_before_decoding(tmp_path: Path) -> None:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", 60000, 60000, 8, 0, 0, 0, 0)
+    bomb = (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
+    )
+    (tmp_path / "bomb.png").write_bytes(bomb)
+    with pytest.raises(InputError):
+        detect_file(tmp_path / "bomb.png")

@@ -45,13 +45,23 @@ class Detection:
     verdict: str
     evidence: tuple[dict[str, Any], ...]
     hints: tuple[Hint, ...]
-    heatmap_array: npt.NDArray[np.float32] | None = field(default=None, repr=False, compare=False)
+    square_heatmap: npt.NDArray[np.float32] | None = field(default=None, repr=False, compare=False)
     normalized: npt.NDArray[np.float32] | None = field(default=None, repr=False, compare=False)
+    placement: tuple[int, int, int, int] | None = field(default=None, repr=False, compare=False)
 
     @property
     def heatmap(self) -> npt.NDArray[np.float32] | None:
-        """Where the evidence sits: 0..1 over the analysed square (WORK_SIZE x WORK_SIZE), or None."""
-        return self.heatmap_array
+        """Where the evidence sits, 0..1, over the whole frame at the working scale (same aspect ratio
+        as the image; zero outside the analysed centre square), or None for unusable inputs."""
+        if self.square_heatmap is None:
+            return None
+        if self.placement is None:
+            return self.square_heatmap
+        top, left, rows, cols = self.placement
+        full = np.zeros((rows, cols), dtype=np.float32)
+        size = self.square_heatmap.shape[0]
+        full[top : top + size, left : left + size] = self.square_heatmap
+        return full
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -168,8 +178,9 @@ class Detector:
             verdict=verdict,
             evidence=tuple(evidence),
             hints=tuple(hints),
-            heatmap_array=_heatmap(norm, score),
+            square_heatmap=_heatmap(norm, score),
             normalized=norm.pixels,
+            placement=norm.placement,
         )
 
     def detect_file(self, path: str | Path) -> Detection:

@@ -8,7 +8,6 @@ import numpy as np
 import numpy.typing as npt
 
 from radproof.detect.detector import Detection
-from radproof.imaging import encode_raster
 
 
 def overlay(gray: npt.NDArray[np.float32], heat: npt.NDArray[np.float32], alpha: float = 0.5) -> npt.NDArray[np.uint8]:
@@ -23,13 +22,13 @@ def overlay(gray: npt.NDArray[np.float32], heat: npt.NDArray[np.float32], alpha:
 
 def heatmap_png(detection: Detection) -> bytes | None:
     """PNG bytes of the overlay, or None when the detection has no heatmap (e.g. unusable input)."""
-    if detection.heatmap is None or detection.normalized is None:
+    if detection.square_heatmap is None or detection.normalized is None:
         return None
     import io
 
     from PIL import Image
 
-    rgb = overlay(detection.normalized, detection.heatmap)
+    rgb = overlay(detection.normalized, detection.square_heatmap)
     buf = io.BytesIO()
     Image.fromarray(rgb, mode="RGB").save(buf, format="PNG")
     return buf.getvalue()
@@ -45,4 +44,4 @@ def write_heatmap(detection: Detection, folder: Path, stem: str) -> Path | None:
     return atomic_write_bytes(folder / f"{stem}.heatmap.png", data)
 
 
-__all__ = ["encode_raster", "heatmap_png", "overlay", "write_heatmap"]
+__all__ = ["heatmap_png", "overlay", "write_heatmap"]

@@ -59,6 +59,9 @@ class Normalized:
     preview
         The stretched image at a short side of at most ``PREVIEW_SIZE`` (before cropping and
         re-encoding): the source of the stability probe, an ordinary web-size JPEG export.
+    placement
+        (top, left, rows, cols): where the square sits in the whole frame resized to the working
+        scale (rows x cols), so that maps over the square can be drawn over the whole image.
     """
 
     pixels: FloatImage
@@ -66,6 +69,7 @@ class Normalized:
     crop: tuple[int, int, int, int]
     problems: tuple[str, ...] = ()
     preview: FloatImage | None = None
+    placement: tuple[int, int, int, int] = (0, 0, WORK_SIZE, WORK_SIZE)
 
 
 def brightness_frame(image: Radiograph) -> FloatImage:
@@ -148,7 +152,14 @@ def normalize_array(values: npt.NDArray[np.floating] | npt.NDArray[np.integer]) 
     else:
         preview = unit
     crop = (round(top / scale), round(left / scale), round(WORK_SIZE / scale), round(WORK_SIZE / scale))
-    return Normalized(pixels=pixels, original_shape=(h, w), crop=crop, problems=tuple(problems), preview=preview)
+    return Normalized(
+        pixels=pixels,
+        original_shape=(h, w),
+        crop=crop,
+        problems=tuple(problems),
+        preview=preview,
+        placement=(top, left, rows, cols),
+    )
 
 
 def normalize(image: Radiograph) -> Normalized:
@@ -164,5 +175,6 @@ def normalize(image: Radiograph) -> Normalized:
             crop=result.crop,
             problems=result.problems + tuple(extra),
             preview=result.preview,
+            placement=result.placement,
         )
     return result

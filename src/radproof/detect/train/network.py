@@ -37,7 +37,7 @@ PATCH = 128
 
 
 class PatchNet(nn.Module):
-    """~60 k parameters; (N, 1, H, W) in 0..1 -> (N, 1, H/4, W/4) patch logits."""
+    """~78 k parameters; (N, 1, H, W) in 0..1 -> (N, 1, H/4, W/4) patch logits."""
 
     def __init__(self, width: int = 24) -> None:
         super().__init__()
@@ -227,14 +227,18 @@ def train_network(
     """Prepare the pairs file when none is given, then train and export (the ``radproof train --cnn`` path)."""
     if taef2 is None:
         raise FileNotFoundError("--taef2 FOLDER (with taef2_encoder.pth and taef2_decoder.pth) is required")
-    if pairs is None:
-        from radproof.detect.train.data import prepare
+    if pairs is not None:
+        main([str(pairs), str(taef2), str(output), "--device", device, "--epochs", str(epochs)], say=progress)
+        return
+    import tempfile
 
-        pairs = output.with_name("pairs.npz")
-        progress(f"preparing {pairs}")
-        prepare(items, pairs, progress)
-    args = [str(pairs), str(taef2), str(output), "--device", device, "--epochs", str(epochs)]
-    main(args, say=progress)
+    from radproof.detect.train.data import prepare
+
+    with tempfile.TemporaryDirectory(prefix="radproof-pairs-") as tmp:
+        prepared = Path(tmp) / "pairs.npz"
+        progress("preparing the training pairs")
+        prepare(items, prepared, progress)
+        main([str(prepared), str(taef2), str(output), "--device", device, "--epochs", str(epochs)], say=progress)
 
 
 def main(argv: list[str] | None = None, say: Callable[[str], None] | None = None) -> int:
