@@ -181,7 +181,7 @@ def test_previews_draw_the_detector_heatmap_and_the_tamper_map() -> None:
     image = Radiograph(pixels=np.tile(np.linspace(1000, 3000, 200, dtype=np.uint16), (300, 1)), bits_stored=12)
     heat = np.zeros((64, 64), np.float32)
     heat[:32, :32] = 1.0
-    detection = Detection(None, 0.9, "synthetic", (), (), heatmap_array=heat)
+    detection = Detection(None, 0.9, "synthetic", (), (), square_heatmap=heat)
     reading = WatermarkReading(None, True, "SITE-A", 0, 1.0, [TamperedBlock(0, 0, 0, 0, 0, 150, 100)], False)
     gathered = Gathered(check(Evidence(detection=detection, watermark=reading)), image)
     pics = previews(gathered)
