@@ -30,14 +30,10 @@ from pydicom.uid import generate_uid
 from radproof.config import Settings, load_settings
 from radproof.imaging.phantom import simulate
 from radproof.scan import scan_paths
+from radproof.scan.engine import WORKER_ENVIRONMENT  # what docs/check.md tells clusters to use
 from radproof.scan.work import DigestOnly
 
 PW = b"benchmark passphrase"
-
-#: Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which makes glibc map and unmap
-#: every large numpy temporary (page faults on each one); measured here at about 40% more CPU per
-#: image. This is the environment without it (threads still limited to one per worker).
-TUNED_ENV = {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1}
 
 
 def _layers(root: Path) -> tuple[Any, Any, Settings, list[str]]:
@@ -142,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         from distributed import LocalCluster
 
         dask_rates = {}
-        for label, environ in (("default worker environment", None), ("MALLOC_TRIM_THRESHOLD_ unset", TUNED_ENV)):
+        configured = ("radproof worker environment (docs/check.md)", WORKER_ENVIRONMENT)
+        for label, environ in (("Dask's default worker environment", None), configured):
             overrides = {} if environ is None else {"distributed.nanny.pre-spawn-environ": environ}
             with (
                 dask.config.set(overrides),

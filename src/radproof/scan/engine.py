@@ -242,28 +242,34 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     return pool
 
 
-#: One thread per worker process for the numeric libraries: the pool's parallelism is its
-#: processes, and N processes x N BLAS/OpenMP threads oversubscribe the cores (Dask's workers
-#: do the same).
-_SINGLE_THREAD_ENV = {
+#: The environment every scan worker should start with (local pool workers get it; give Dask
+#: workers the same through ``distributed.nanny.pre-spawn-environ``, see docs/check.md).
+#: One thread per process for the numeric libraries: the parallelism is the processes, and N
+#: processes x N BLAS/OpenMP threads oversubscribe the cores. Large fixed malloc thresholds: with
+#: glibc's defaults (and far more with Dask's MALLOC_TRIM_THRESHOLD_=65536) every multi-megabyte
+#: image buffer is mapped and unmapped afresh, a page fault per page each time; measured in
+#: benchmarks/scan.py.
+WORKER_ENVIRONMENT: dict[str, str] = {
     "OMP_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
     "NUMEXPR_NUM_THREADS": "1",
     "VECLIB_MAXIMUM_THREADS": "1",
+    "MALLOC_MMAP_THRESHOLD_": str(256 * 1024**2),
+    "MALLOC_TRIM_THRESHOLD_": str(512 * 1024**2),
 }
 
 
 def _start_forkserver_single_threaded() -> None:
-    """Start the fork server (parent of every worker) with single-threaded numeric libraries.
+    """Start the fork server (parent of every worker) with :data:`WORKER_ENVIRONMENT`.
 
     The variables are set only while the server starts; this process's own environment is restored.
     A fork server that already runs is left as it is.
     """
     from multiprocessing import forkserver
 
-    saved = {k: os.environ.get(k) for k in _SINGLE_THREAD_ENV}
-    os.environ.update({k: v for k, v in _SINGLE_THREAD_ENV.items() if k not in os.environ})
+    saved = {k: os.environ.get(k) for k in WORKER_ENVIRONMENT}
+    os.environ.update({k: v for k, v in WORKER_ENVIRONMENT.items() if k not in os.environ})
     try:
         forkserver.ensure_running()
     finally:
