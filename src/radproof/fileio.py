@@ -49,3 +49,10 @@ def read_input_bytes(path: str | os.PathLike[str], *, limit: int | None = None) 
         raise InputError(f"{p}: permission denied") from None
     except OSError as exc:
         raise InputError(f"{p}: cannot read ({exc.strerror})") from None
+
+
+def source_bytes(source: str | os.PathLike[str] | bytes, name: str | None = None) -> tuple[bytes, str]:
+    """The bytes of a path or of bytes already in memory, and the label to use in messages."""
+    if isinstance(source, bytes):
+        return source, name or "<bytes>"
+    return read_input_bytes(source), name or str(source)

@@ -17,6 +17,7 @@ from pydicom.pixels.utils import pixel_array
 from pydicom.uid import UID
 
 from radproof.errors import InputError, UnsupportedError
+from radproof.fileio import source_bytes
 from radproof.imaging.limits import check_declared_size
 from radproof.imaging.radiograph import Photometric, Radiograph, SourceFormat
 
@@ -42,13 +43,7 @@ def read_dataset(
 
     Files without the Part 10 preamble are accepted when they parse to a dataset with content.
     """
-    label = name or (str(source) if not isinstance(source, bytes) else "<bytes>")
-    if isinstance(source, bytes):
-        data = source
-    else:
-        from radproof.fileio import read_input_bytes
-
-        data = read_input_bytes(source)
+    data, label = source_bytes(source, name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:

@@ -12,7 +12,7 @@ import numpy.typing as npt
 from PIL import Image, UnidentifiedImageError
 
 from radproof.errors import InputError, ResourceLimitError, UnsupportedError
-from radproof.fileio import atomic_write_bytes
+from radproof.fileio import atomic_write_bytes, source_bytes
 from radproof.imaging.limits import check_declared_size
 from radproof.imaging.radiograph import Photometric, Radiograph, SourceFormat
 
@@ -36,13 +36,7 @@ def sniff_raster(head: bytes) -> SourceFormat | None:
 
 def load_raster(source: str | Path | bytes, *, name: str | None = None) -> Radiograph:
     """Load a PNG, JPEG or TIFF as a grayscale Radiograph (8 or 16 bit as stored)."""
-    label = name or (str(source) if not isinstance(source, bytes) else "<bytes>")
-    if isinstance(source, bytes):
-        data = source
-    else:
-        from radproof.fileio import read_input_bytes
-
-        data = read_input_bytes(source)
+    data, label = source_bytes(source, name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
