@@ -69,3 +69,24 @@ def test_watermarked_dicom_signed_by_dcmsign_verifies(tmp_path: Path) -> None:
     reading = read_file(signed, KEY)
     assert reading.payload == "SITE-001" and reading.restorable and reading.binding_ok
     assert np.array_equal(load(signed).pixels, load(marked).pixels)
+
+
+def test_watermarked_dicom_signed_by_radproof_verifies_in_dcmsign(tmp_path: Path) -> None:
+    from radproof.provenance import Role, init_ca, issue_identity, load_identity
+    from radproof.provenance.signer import sign_file
+
+    src = tmp_path / "phantom.dcm"
+    simulate(320, 288, seed=6, bits=14).save_as(src, enforce_file_format=True)
+    marked = tmp_path / "marked.dcm"
+    embed_file(src, marked, KEY, payload="SITE-002", layers="fragile")
+    init_ca(tmp_path / "ca", "Watermark Test CA", b"ca-pass")
+    issue_identity(tmp_path / "id", tmp_path / "ca", "Tech", Role.TECHNOLOGIST, b"id-pass", b"ca-pass")
+    signed = tmp_path / "signed.dcm"
+    sign_file(marked, signed, load_identity(tmp_path / "id", b"id-pass"))
+    verify = subprocess.run(
+        [DCMSIGN, "--verify", "+cf", str(tmp_path / "ca" / "ca.pem"), "--require-sig", str(signed)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    reading = read_file(signed, KEY)
+    assert reading.restorable and reading.binding_ok

@@ -126,7 +126,9 @@ def simulate_pixels(
     # Log transform: value grows with attenuation, so bone is bright (MONOCHROME2).
     attenuation = np.log(exp.incident_quanta) - np.log(signal)
     top = (1 << bits) - 1
-    lo, hi = -0.2, 7.0  # range of -log(I/I0) the detector maps onto its output
+    # Range of -log(I/I0) the detector maps onto its output: up to log(I0) (one quantum), so that
+    # nothing saturates, as on a detector whose dynamic range covers the whole chest.
+    lo, hi = -0.2, float(np.log(exp.incident_quanta)) + 0.2
     values = np.clip((attenuation - lo) / (hi - lo), 0.0, 1.0) * top
     # Collimation: a narrow unexposed margin, as on a real detector.
     margin = max(2, min(rows, cols) // 64)

@@ -330,7 +330,8 @@ def read(radiograph: Radiograph, key: WatermarkKey) -> WatermarkReading:
         fragile_found = True
         block_size = reading.block
         tampered.extend(_blocks(reading, index))
-        if reading.valid.all() and binding_ok is not None:
+        if reading.valid.all() and reading.binding is not None and binding_ok is not None:
+            # (fewer than 8 blocks cannot hold the whole 128-bit record: then it stays unknown)
             binding_ok = binding_ok and reading.binding == binding_record(reading.restored, uid)
         else:
             binding_ok = None
