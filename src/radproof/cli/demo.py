@@ -288,7 +288,8 @@ def _summary(story: Story) -> bool:
     from rich.table import Table
 
     table = Table(title="radproof demo: what each check found", show_lines=False)
-    for column in ("file", "check", "found", "expected", ""):
+    table.add_column("file", overflow="fold", min_width=18)
+    for column in ("check", "found", "expected", ""):
         table.add_column(column)
     for f in story.findings:
         table.add_row(f.subject, f.check, f.found, f.expected, "[green]ok[/]" if f.ok else "[bold red]WRONG[/]")
