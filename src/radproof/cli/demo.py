@@ -289,10 +289,11 @@ def _summary(story: Story) -> bool:
 
     table = Table(title="radproof demo: what each check found", show_lines=False)
     table.add_column("file", overflow="fold", min_width=18)
-    for column in ("check", "found", "expected", ""):
+    for column in ("check", "found", ""):
         table.add_column(column)
     for f in story.findings:
-        table.add_row(f.subject, f.check, f.found, f.expected, "[green]ok[/]" if f.ok else "[bold red]WRONG[/]")
+        found = f.found if f.ok else f"{f.found} (expected {f.expected})"
+        table.add_row(f.subject, f.check, found, "[green]as expected[/]" if f.ok else "[bold red]WRONG[/]")
     console.print(table)
     ok = all(f.ok for f in story.findings)
     elapsed = time.perf_counter() - story.started
