@@ -350,3 +350,14 @@ def test_pixel_limit_is_configurable(phantom_file: Path, monkeypatch: pytest.Mon
     monkeypatch.delenv("RADPROOF_MAX_PIXEL_BYTES")
     assert load(phantom_file).shape == (96, 80)
     assert os.environ.get("RADPROOF_MAX_PIXEL_BYTES") is None
+
+
+def test_decoding_a_parsed_dataset_leaves_it_whole(phantom_file: Path) -> None:
+    """The scan parses once, decodes, then verifies the same dataset: decoding must not strip its pixels."""
+    from radproof.imaging import radiograph_from_dataset, read_dataset
+
+    ds = read_dataset(phantom_file)
+    image = radiograph_from_dataset(ds, name="p")
+    assert "PixelData" in ds
+    assert image.dataset is not None and "PixelData" not in image.dataset
+    assert np.array_equal(image.pixels, load(phantom_file).pixels)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from radproof.errors import InputError
 from radproof.fileio import read_input_bytes
-from radproof.imaging.dicom_io import load_dicom, looks_like_dicom, read_dataset
+from radproof.imaging.dicom_io import load_dicom, looks_like_dicom, radiograph_from_dataset, read_dataset
 from radproof.imaging.radiograph import Photometric, Radiograph, SourceFormat
 from radproof.imaging.raster_io import encode_raster, load_raster, save_raster, sniff_raster
 from radproof.imaging.render import apply_window, auto_window, render
@@ -25,6 +25,7 @@ __all__ = [
     "encode_raster",
     "load",
     "load_bytes",
+    "radiograph_from_dataset",
     "read_dataset",
     "render",
     "save_raster",

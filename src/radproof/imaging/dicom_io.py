@@ -21,6 +21,7 @@ from radproof.fileio import source_bytes
 from radproof.imaging.limits import check_declared_size
 from radproof.imaging.radiograph import Photometric, Radiograph, SourceFormat
 
+_PIXEL_DATA = 0x7FE00010
 _COLOR = {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "PALETTE COLOR"}
 
 
@@ -116,7 +117,15 @@ def load_dicom(source: str | Path | bytes, *, frame: int | None = None, name: st
         Decode only this frame of a multi-frame object (0-based); all frames when None.
     """
     label = name or (str(source) if not isinstance(source, bytes) else "<bytes>")
-    ds = read_dataset(source, name=label)
+    path = None if isinstance(source, bytes) else Path(source)
+    return radiograph_from_dataset(read_dataset(source, name=label), frame=frame, name=label, path=path)
+
+
+def radiograph_from_dataset(
+    ds: Dataset, *, frame: int | None = None, name: str = "<dataset>", path: Path | None = None
+) -> Radiograph:
+    """Decode a dataset already parsed by :func:`read_dataset` (so callers that also verify it parse once)."""
+    label = name
     try:
         rows, cols, frames, bps, samples = declared_geometry(ds)
     except InputError as exc:
@@ -160,10 +169,10 @@ def load_dicom(source: str | Path | bytes, *, frame: int | None = None, name: st
         bits_stored = 8 * arr.dtype.itemsize
 
     # Keep the header without the (large) pixel data; the caller still has the original file.
-    header = pydicom.dataset.Dataset(ds)  # shallow copy of elements
+    # A new mapping of the same elements: Dataset(ds) would share ds's mapping, and deleting the pixel
+    # data from the header would delete it from the caller's dataset too.
+    header = pydicom.dataset.Dataset({tag: ds.get_item(tag) for tag in ds.keys() if tag != _PIXEL_DATA})  # noqa: SIM118 (iterating a Dataset yields elements)
     header.file_meta = ds.file_meta
-    if "PixelData" in header:
-        del header.PixelData
 
     return Radiograph(
         pixels=arr,
@@ -175,7 +184,7 @@ def load_dicom(source: str | Path | bytes, *, frame: int | None = None, name: st
         source_format=SourceFormat.DICOM,
         was_color=was_color,
         dataset=header,
-        path=None if isinstance(source, bytes) else Path(source),
+        path=path,
     )
 
 

@@ -99,10 +99,12 @@ def gather(data: bytes, name: str, layers: Layers) -> Gathered:
     fmt = sniff_format(data[:140])
     dataset = None
     if fmt is SourceFormat.DICOM:
-        from radproof.imaging import read_dataset
+        from radproof.imaging import radiograph_from_dataset, read_dataset
 
-        dataset = read_dataset(data, name=name)
-    image = load_bytes(data, name=name)
+        dataset = read_dataset(data, name=name)  # parsed once: decoded here and verified below
+        image = radiograph_from_dataset(dataset, name=name)
+    else:
+        image = load_bytes(data, name=name)
 
     signature = None
     if policy.use_signature and dataset is not None:
