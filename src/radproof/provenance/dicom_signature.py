@@ -281,20 +281,28 @@ def _items(fragments: Iterator[bytes | memoryview]) -> Iterator[bytes | memoryvi
             yield b"\x00"  # odd fragments are padded to even length, as DICOM requires (and DCMTK does)
 
 
+def _fragment_length(header: bytes, pos: int, end: int) -> int | None:
+    """Length of the fragment whose 8-byte item header starts at ``pos``; None at the sequence delimiter."""
+    if end - pos < 8 or len(header) < 8:
+        raise MalformedElement("encapsulated pixel data ends inside an item header")
+    group, element, length = struct.unpack_from("<HHI", header)
+    tag = (group << 16) | element
+    if tag == 0xFFFEE0DD:
+        return None
+    if tag != 0xFFFEE000:
+        raise MalformedElement(f"encapsulated pixel data has tag {group:04X},{element:04X} instead of an item")
+    if length == _UNDEFINED or pos + 8 + length > end:
+        raise MalformedElement("an encapsulated pixel data fragment runs past the end of the element")
+    return int(length)
+
+
 def _fragments(value: bytes) -> Iterator[bytes | memoryview]:
     view = memoryview(value)
     pos, end = 0, len(value)
     while pos < end:
-        if end - pos < 8:
-            raise MalformedElement("encapsulated pixel data ends inside an item header")
-        group, element, length = struct.unpack_from("<HHI", value, pos)
-        tag = (group << 16) | element
-        if tag == 0xFFFEE0DD:
+        length = _fragment_length(value[pos : pos + 8], pos, end)
+        if length is None:
             return
-        if tag != 0xFFFEE000:
-            raise MalformedElement(f"encapsulated pixel data has tag {group:04X},{element:04X} instead of an item")
-        if length == _UNDEFINED or pos + 8 + length > end:
-            raise MalformedElement("an encapsulated pixel data fragment runs past the end of the element")
         yield view[pos + 8 : pos + 8 + length]
         pos += 8 + length
 
@@ -373,17 +381,10 @@ class FileValues:
         end = self._fh.tell() - 8  # after the delimiter item (tag, zero length)
         pos = offset
         while pos < end:
-            if end - pos < 8:
-                raise MalformedElement("encapsulated pixel data ends inside an item header")
             self._fh.seek(pos)
-            group, element, length = struct.unpack("<HHI", self._fh.read(8))
-            tag = (group << 16) | element
-            if tag == 0xFFFEE0DD:
+            length = _fragment_length(self._fh.read(8), pos, end)
+            if length is None:
                 return
-            if tag != 0xFFFEE000:
-                raise MalformedElement(f"encapsulated pixel data has tag {group:04X},{element:04X} instead of an item")
-            if length == _UNDEFINED or pos + 8 + length > end:
-                raise MalformedElement("an encapsulated pixel data fragment runs past the end of the element")
             yield _ITEM
             yield from self.chunks(pos + 8, length)
             if length % 2:  # exactly what _items(_fragments(...)) gives for a value held in memory
