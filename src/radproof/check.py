@@ -569,10 +569,22 @@ def _watermark_state(evidence: Evidence, policy: Policy, reasons: list[Reason]) 
             )
         )
         return _Mark.ROBUST_ONLY
+    untagged = getattr(result, "unprotected_blocks", None) or []
+    if untagged and getattr(result, "binding_ok", None) is not True:
+        reasons.append(
+            Reason(
+                ReasonCode.WATERMARK_WEAK,
+                f"fragile watermark intact, but {len(untagged)} block{'s' if len(untagged) != 1 else ''} carry no "
+                f"tag{describe_blocks(untagged)} and the binding record could not confirm them{about}",
+                Layer.WATERMARK,
+            )
+        )
+        return _Mark.WEAK
+    covered = f"; {len(untagged)} untagged block(s) confirmed by the binding record" if untagged else ""
     reasons.append(
         Reason(
             ReasonCode.WATERMARK_INTACT,
-            f"fragile watermark intact in every block{about}",
+            f"fragile watermark intact in every block{about}{covered}",
             Layer.WATERMARK,
         )
     )

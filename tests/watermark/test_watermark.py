@@ -161,6 +161,49 @@ def test_fragile_handles_saturated_background_and_monochrome1() -> None:
     assert reading.restorable and reading.binding_ok is None  # 4 blocks cannot hold the whole record
 
 
+def _busy_image() -> Radiograph:
+    """Smooth anatomy with two 64 x 64 blocks of pure 0/4095 checkerboard, too busy for any tag."""
+    rng = np.random.default_rng(5)
+    pixels = np.clip(2000 + rng.normal(0, 20, (320, 330)), 0, 4095).astype(np.uint16)
+    yy, xx = np.mgrid[0:320, 0:330]
+    pixels[64:192, 64:128] = np.where((yy + xx) % 2 == 0, 0, 4095)[64:192, 64:128]
+    return Radiograph(pixels=pixels, bits_stored=12)
+
+
+def test_unprotected_blocks_are_declared_not_tampered() -> None:
+    image = _busy_image()
+    emb = embed_fragile(image.pixels, 0, 4095, KEY, binding_record(image.pixels, None))
+    assert emb.unprotected == [(1, 1), (2, 1)]
+    marked = embed(image, KEY, "X", layers="fragile")
+    reading = read(marked, KEY)
+    assert reading.tampered_blocks == [] and reading.binding_ok is True and reading.restorable
+    assert [(b.row, b.col) for b in reading.unprotected_blocks] == [(1, 1), (2, 1)]
+    assert np.array_equal(restore(marked, KEY).pixels, image.pixels)
+
+    edited = marked.pixels.copy()
+    edited[10, 300] ^= 1  # a protected block: located exactly, the busy blocks still declared
+    reading = read(marked.with_pixels(edited), KEY)
+    assert [(b.row, b.col) for b in reading.tampered_blocks or []] == [(0, 4)]
+    assert [(b.row, b.col) for b in reading.unprotected_blocks] == [(1, 1), (2, 1)]
+
+    edited = marked.pixels.copy()
+    edited[100, 100] = 7  # inside a block without a tag: only the binding record can notice
+    reading = read(marked.with_pixels(edited), KEY)
+    assert reading.tampered_blocks == [] and reading.binding_ok is False and not reading.restorable
+    with pytest.raises(InputError):
+        restore(marked.with_pixels(edited), KEY)
+
+
+def test_fragile_blocks_of_every_shape_round_trip() -> None:
+    rng = np.random.default_rng(2)
+    for shape, block in (((77, 131), 12), ((200, 150), 64), ((40, 33), 64), ((129, 64), 32)):
+        frame = np.clip(rng.normal(30000, 150, shape), 0, 65535).astype(np.uint16)
+        emb = embed_fragile(frame, 0, 65535, KEY, binding_record(frame, None), block=block)
+        back = read_fragile(emb.pixels, 0, 65535, KEY, blocks=(block,))
+        assert emb.unprotected == [] and back.valid.all() and np.array_equal(back.restored, frame)
+        assert not np.array_equal(emb.pixels, frame)
+
+
 @pytest.mark.shared_data
 def test_real_dicom_round_trip(shared_dicoms: list[Path], tmp_path: Path) -> None:
     from radproof.watermark import embed_file, read_file, restore_file

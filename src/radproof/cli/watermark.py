@@ -88,7 +88,8 @@ def embed_cmd(
     )
     if summary.unprotected_blocks:
         err_console.print(
-            f"warning: {summary.unprotected_blocks} block(s) could not carry a fragile tag and will read as changed"
+            f"note: {summary.unprotected_blocks} block(s) were too busy to carry a fragile tag; their neighbours "
+            "declare them and the binding record still covers their pixels"
         )
 
 
@@ -145,9 +146,12 @@ def _print_reading(path: Path, reading: object) -> None:
     elif reading.tampered_blocks:
         parts.append(f"[bold red]{len(reading.tampered_blocks)} tampered block(s)[/]")
     else:
-        parts.append("fragile layer intact, restorable")
+        parts.append("fragile layer intact" + (", restorable" if reading.restorable else ""))
         if reading.binding_ok is False:
-            parts.append("[yellow]binding record does not match this file's SOP Instance UID[/]")
+            parts.append("[yellow]binding record does not match these pixels or this file's SOP Instance UID[/]")
+    if reading.unprotected_blocks:
+        covered = "covered by the binding record" if reading.binding_ok else "[yellow]not verified[/]"
+        parts.append(f"{len(reading.unprotected_blocks)} block(s) without a tag, {covered}")
     console.print(f"{path}: " + "; ".join(parts))
 
 

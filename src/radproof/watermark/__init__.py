@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from radproof.errors import InputError, UnsupportedError
 from radproof.imaging.radiograph import Radiograph, SourceFormat
-from radproof.watermark.fragile import DEFAULT_BLOCK, binding_record, embed_fragile, read_fragile
+from radproof.watermark.fragile import DEFAULT_BLOCK, FragileReading, binding_record, embed_fragile, read_fragile
 from radproof.watermark.keys import WatermarkKey, generate_key, load_key, save_key
 from radproof.watermark.robust import DEFAULT_PSNR, PAYLOAD_BYTES, embed_robust, read_robust
 
@@ -99,8 +99,12 @@ class WatermarkReading:
         fragile layer was found (64-bit keyed tags); 0.0 when nothing was found.
     tampered_blocks
         Blocks of the fragile layer that fail verification; None when no fragile layer was found.
+        Blocks that were too busy to carry a tag at marking time are listed apart, in
+        ``unprotected_blocks``, when their verified neighbours declare them so or when the
+        binding record proves that every pixel is unchanged.
     restorable
-        The fragile layer is present and every block verifies, so :func:`restore` is exact.
+        The fragile layer is present and every pixel is verified (by its block's tag, or by the
+        binding record for unprotected blocks), so :func:`restore` is exact.
     binding_ok
         The fragile layer's record matches the restored pixels and this file's SOP Instance UID
         (None when it could not be checked).
@@ -118,6 +122,7 @@ class WatermarkReading:
     payload_bytes: bytes | None = None
     binding_ok: bool | None = None
     block_size: int | None = None
+    unprotected_blocks: list[TamperedBlock] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -317,6 +322,7 @@ def read(radiograph: Radiograph, key: WatermarkKey) -> WatermarkReading:
     except UnsupportedError:
         lo, hi = 0, int(np.iinfo(radiograph.pixels.dtype).max)
     tampered: list[TamperedBlock] = []
+    unprotected: list[TamperedBlock] = []
     fragile_found = False
     binding_ok: bool | None = True
     block_size: int | None = None
@@ -325,16 +331,17 @@ def read(radiograph: Radiograph, key: WatermarkKey) -> WatermarkReading:
         reading = read_fragile(frame, lo, hi, key, frame_id=index)
         if not reading.found:
             binding_ok = None if binding_ok is not False else False
-            tampered.extend(_blocks(reading, index))
+            tampered.extend(_blocks(reading, reading.failing, index))
             continue
         fragile_found = True
         block_size = reading.block
-        tampered.extend(_blocks(reading, index))
-        if reading.valid.all() and reading.binding is not None and binding_ok is not None:
-            # (fewer than 8 blocks cannot hold the whole 128-bit record: then it stays unknown)
-            binding_ok = binding_ok and reading.binding == binding_record(reading.restored, uid)
+        check = _verify_frame(reading, uid)
+        tampered.extend(_blocks(reading, check.tampered, index))
+        unprotected.extend(_blocks(reading, check.unprotected, index))
+        if check.binding_ok is None or binding_ok is None:
+            binding_ok = None if binding_ok is not False else False
         else:
-            binding_ok = None
+            binding_ok = binding_ok and check.binding_ok
     found = robust.found or fragile_found
     return WatermarkReading(
         path=path,
@@ -343,18 +350,41 @@ def read(radiograph: Radiograph, key: WatermarkKey) -> WatermarkReading:
         bit_errors=robust.bit_errors,
         confidence=robust.confidence if robust.found else (1.0 if fragile_found else 0.0),
         tampered_blocks=tampered if fragile_found else None,
-        restorable=fragile_found and not tampered,
+        restorable=fragile_found and not tampered and (not unprotected or binding_ok is True),
         robust_found=robust.found,
         fragile_found=fragile_found,
         payload_bytes=robust.payload,
         binding_ok=binding_ok if fragile_found else None,
         block_size=block_size,
+        unprotected_blocks=unprotected,
     )
 
 
-def _blocks(reading: Any, frame: int) -> list[TamperedBlock]:
+@dataclass(frozen=True)
+class _FrameCheck:
+    tampered: list[tuple[int, int]]
+    unprotected: list[tuple[int, int]]
+    binding_ok: bool | None
+
+
+def _verify_frame(reading: FragileReading, uid: str | None) -> _FrameCheck:
+    """Tell tampered blocks from unprotected ones, using the binding record where it can be read.
+
+    When the record voted from the verified blocks matches the restored pixels, every pixel is
+    as marked, so each failing block is one that could not carry a tag. Otherwise a failing block
+    is unprotected only if a verified neighbour says so.
+    """
+    if reading.binding is not None and reading.binding == binding_record(reading.restored, uid):
+        return _FrameCheck([], reading.failing, True)
+    tampered = reading.tampered
+    if tampered or reading.binding is None:
+        return _FrameCheck(tampered, reading.unprotected, None)
+    return _FrameCheck([], reading.unprotected, False)
+
+
+def _blocks(reading: FragileReading, which: list[tuple[int, int]], frame: int) -> list[TamperedBlock]:
     out = []
-    for r, c in reading.tampered:
+    for r, c in which:
         y, x, h, w = reading.grid.box(r, c)
         out.append(TamperedBlock(frame, r, c, y, x, h, w))
     return out
@@ -367,14 +397,21 @@ def restore(radiograph: Radiograph, key: WatermarkKey) -> Radiograph:
     except UnsupportedError:
         raise InputError("no fragile watermark to restore (pixel values out of range)") from None
     out = []
+    uid = _uid(radiograph)
     for index, frame in enumerate(_frames(radiograph.pixels)):
         reading = read_fragile(frame, lo, hi, key, frame_id=index)
         if not reading.found:
             raise InputError("no fragile watermark made with this key; nothing to restore")
-        if not reading.valid.all():
+        check = _verify_frame(reading, uid)
+        if check.tampered:
             raise InputError(
-                f"{len(reading.tampered)} block(s) fail verification; the image was changed after "
+                f"{len(check.tampered)} block(s) fail verification; the image was changed after "
                 "watermarking and cannot be restored exactly (see `watermark read --map`)"
+            )
+        if check.unprotected and check.binding_ok is not True:
+            raise InputError(
+                f"{len(check.unprotected)} block(s) carry no fragile tag and the binding record does not "
+                "confirm them; exact restoration cannot be guaranteed"
             )
         out.append(reading.restored)
     header = radiograph.dataset
@@ -462,7 +499,7 @@ def restore_file(src: str | os.PathLike[str], out: str | os.PathLike[str], key: 
 
 
 def tamper_overlay_png(radiograph: Radiograph, reading: WatermarkReading, *, frame: int = 0) -> bytes:
-    """A PNG of the rendered image with tampered blocks tinted red and verified blocks untouched."""
+    """A PNG of the rendered image: tampered blocks tinted red, blocks without a tag outlined in amber."""
     import io
 
     from PIL import Image
@@ -471,6 +508,11 @@ def tamper_overlay_png(radiograph: Radiograph, reading: WatermarkReading, *, fra
 
     gray = render(radiograph, frame=frame).astype(np.float32)
     rgb = np.stack([gray, gray, gray], axis=-1)
+    for b in reading.unprotected_blocks:
+        if b.frame == frame:
+            box = rgb[b.y : b.y + b.height, b.x : b.x + b.width]
+            box[[0, -1], :, :] = (255, 176, 0)
+            box[:, [0, -1], :] = (255, 176, 0)
     for b in reading.tampered_blocks or []:
         if b.frame != frame:
             continue
