@@ -77,7 +77,9 @@ def test_train_then_evaluate_on_a_toy_manifest(tmp_path: Path, capsys: pytest.Ca
     model_dir = tmp_path / "model"
     assert main(["train", str(manifest), "-o", str(model_dir)]) == 0
     config = json.loads((model_dir / "detector.json").read_text())
-    assert config["model"] is None and config["reference"]["n_images"] == 24
+    # 24 images, and every second real one again after each hospital-style processing
+    assert config["model"] is None and config["reference"]["n_images"] == 24 + 12 * 2
+    assert config["provenance"]["processed_real_copies"] == 24
     capsys.readouterr()
     code = main(
         [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -56,3 +57,67 @@ def test_evidence_has_the_contract_fields_and_a_percentile_sentence() -> None:
     assert first["name"] == "a" and first["direction"] == "lower than real"
     assert "percentile" in first["reference"] or "below every" in first["reference"]
     assert abs(sum(e["weight"] for e in items) - 1.0) < 1e-3
+
+
+def test_equal_source_weights_protect_a_small_unusual_source() -> None:
+    rng = np.random.default_rng(2)
+    big = rng.normal(0, 1, 900)  # one large, typical hospital
+    small = rng.normal(1.5, 0.5, 100)  # a small hospital whose processing looks more atypical
+    fakes = rng.normal(2.5, 1, 500)
+    x = np.column_stack([np.r_[big, small, fakes], np.zeros(1500)])
+    y = np.r_[np.zeros(1000), np.ones(500)].astype(int)
+    groups = ["big"] * 900 + ["small"] * 100 + ["fake"] * 500
+    pooled = fit_calibration(x, y, use_model=False)
+    equal = fit_calibration(x, y, use_model=False, groups=groups)
+
+    def specificity(cal: Calibration, values: np.ndarray) -> float:
+        return float(np.mean([cal.probability(float(np.exp(v)), None) < cal.threshold_synthetic for v in values]))
+
+    assert specificity(equal, small) > specificity(pooled, small) + 0.05 and specificity(equal, small) >= 0.93
+    assert specificity(equal, big) >= 0.97
+
+
+def test_clahe_and_local_contrast_stay_in_range_and_raise_local_contrast() -> None:
+    from radproof.detect.processing import PROCESSING, clahe
+
+    rng = np.random.default_rng(3)
+    ramp = np.linspace(1000, 1400, 256)[None, :] + rng.normal(0, 8, (200, 256))  # low contrast, 16-bit-like
+    out = clahe(ramp, clip=2.0)
+    assert out.dtype == np.float32 and out.shape == ramp.shape
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    # An image whose histogram is already flat everywhere is left nearly as it is.
+    flat = rng.random((240, 240))
+    assert np.corrcoef(clahe(flat).ravel(), flat.ravel())[0, 1] > 0.99
+    # Local contrast grows: the noise relative to the local mean is amplified.
+    for step in PROCESSING.values():
+        processed = step(ramp)
+        unit = (ramp - ramp.min()) / np.ptp(ramp)
+        assert np.std(np.diff(processed, axis=0)) > 1.2 * np.std(np.diff(unit, axis=0))
+
+
+def test_processed_reals_widen_the_reference() -> None:
+    from radproof.detect.evaluate import FeatureTable, Item, fit
+
+    rng = np.random.default_rng(4)
+
+    def item(k: int, label: int, kind: str) -> Item:
+        return Item(
+            path=Path(f"{kind}{k}.png"), label=label, set=kind, generator="gen" if label else "", body_part="chest"
+        )
+
+    reals = [item(k, 0, "real") for k in range(200)]
+    fakes = [item(k, 1, "fake") for k in range(200)]
+    values = np.r_[rng.normal(0, 1, (200, 2)), rng.normal(-3, 1, (200, 2))]
+    table = FeatureTable(reals + fakes, ["a", "b"], values)
+    # The same real images after processing: cue "a" moves up, a direction no fake takes.
+    processed = FeatureTable(reals, ["a", "b"], values[:200] + np.array([4.0, 0.0]))
+    everything = np.ones(400, dtype=bool)
+    plain = fit(table, everything, "plain")
+    widened = fit(table, everything, "widened", processed)
+    unseen_processed_real = {"a": 4.0, "b": 0.0}
+    assert widened.reference.atypicality(unseen_processed_real) < 0.5 * plain.reference.atypicality(
+        unseen_processed_real
+    )
+    assert widened.reference.n_images == 400
+    fake = {"a": -3.0, "b": -3.0}
+    assert widened.calibration.probability(widened.reference.atypicality(fake), None) > 0.5

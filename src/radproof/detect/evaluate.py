@@ -25,6 +25,7 @@ from radproof.detect import cues as cue_functions
 from radproof.detect.fusion import Calibration, features, fit_calibration
 from radproof.detect.model import OnnxModel
 from radproof.detect.normalize import normalize
+from radproof.detect.processing import PROCESSING
 from radproof.detect.reference import Reference, build_reference
 from radproof.errors import InputError
 from radproof.imaging import load, load_bytes, render
@@ -33,6 +34,8 @@ from radproof.imaging.radiograph import Photometric, Radiograph, SourceFormat
 FloatArray = npt.NDArray[np.float64]
 #: Widen cue scales by the spread between real sources (see reference.CueReference.deviation).
 BETWEEN_SETS = False  # measured: widening by the between-set spread did not help leave-one-set-out
+#: Give every real source the same weight in the calibration and its threshold.
+EQUAL_SOURCES = False  # measured: specificity on unseen sources up, sensitivity on unseen generators down
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,17 @@ PERTURBATIONS: dict[str, Callable[[Radiograph], Radiograph]] = {
 }
 
 
+def _processed(step: Callable[[npt.NDArray[Any]], npt.NDArray[np.float32]]) -> Callable[[Radiograph], Radiograph]:
+    def apply(image: Radiograph) -> Radiograph:
+        return _as_uint16(step(image.brightness(0)))
+
+    return apply
+
+
+#: Hospital-style processing of real images (radproof.detect.processing), for the reference.
+PROCESSINGS: dict[str, Callable[[Radiograph], Radiograph]] = {name: _processed(f) for name, f in PROCESSING.items()}
+
+
 # -- features -------------------------------------------------------------------------------------
 
 
@@ -215,7 +229,7 @@ def measure_items(
     values: list[list[float]] = []
     logits: list[float] = []
     failed: list[tuple[Item, str]] = []
-    perturb = PERTURBATIONS[perturbation] if perturbation else None
+    perturb = {**PERTURBATIONS, **PROCESSINGS}[perturbation] if perturbation else None
     for k, item in enumerate(items):
         if progress is not None:
             progress(k, len(items))
@@ -242,6 +256,34 @@ def measure_items(
         logits=np.array(logits, dtype=np.float64) if model is not None else None,
         failed=failed,
     )
+
+
+def concat_tables(tables: Sequence[FeatureTable]) -> FeatureTable:
+    """The rows of several tables measured with the same cues (and model) as one table."""
+    logits = [t.logits for t in tables]
+    return FeatureTable(
+        items=[i for t in tables for i in t.items],
+        names=list(tables[0].names),
+        values=np.concatenate([t.values for t in tables]),
+        logits=None if any(v is None for v in logits) else np.concatenate([v for v in logits if v is not None]),
+        failed=[f for t in tables for f in t.failed],
+    )
+
+
+def measure_processed(
+    items: Sequence[Item],
+    model: OnnxModel | None = None,
+    *,
+    every: int = 2,
+    progress: Callable[[int, int], None] | None = None,
+) -> FeatureTable:
+    """Cue values of every ``every``-th real item after each hospital-style processing of :data:`PROCESSINGS`."""
+    reals = [i for i in items if i.label == 0][::every]
+    tables = []
+    for k, name in enumerate(PROCESSINGS):
+        step = None if progress is None else (lambda j, n, k=k: progress(k * n + j, n * len(PROCESSINGS)))
+        tables.append(measure_items(reals, name, model, progress=step))
+    return concat_tables(tables)
 
 
 def save_table(table: FeatureTable, path: Path) -> None:
@@ -286,18 +328,39 @@ class Fitted:
         )
 
 
-def fit(table: FeatureTable, train: npt.NDArray[np.bool_], description: str) -> Fitted:
-    """Reference from the training reals, calibration from the training reals and fakes."""
+def fit(
+    table: FeatureTable, train: npt.NDArray[np.bool_], description: str, processed: FeatureTable | None = None
+) -> Fitted:
+    """Reference from the training reals, calibration from the training reals and fakes.
+
+    ``processed`` holds cue values of real images after hospital-style processing
+    (:data:`PROCESSINGS`); the rows whose original is a training real join the real side of both
+    the reference and the calibration, so a processing chain never seen in the data is less
+    likely to pass for generation.
+    """
     labels = table.labels
     real_mask = train & (labels == 0)
+    real_rows = table.rows(real_mask)
     groups = [i.set for i, m in zip(table.items, real_mask, strict=True) if m]
-    reference = build_reference(table.rows(real_mask), table.names, description, groups if BETWEEN_SETS else None)
     rows = table.rows(train)
-    logits = table.logits[train] if table.logits is not None else None
+    sources = [i.set for i, m in zip(table.items, train, strict=True) if m]
+    y = labels[train]
+    logits: FloatArray | None = table.logits[train] if table.logits is not None else None
+    if processed is not None and processed.items:
+        training_reals = {i.path for i, m in zip(table.items, real_mask, strict=True) if m}
+        extra = np.array([i.path in training_reals for i in processed.items])
+        real_rows += processed.rows(extra)
+        groups += [i.set for i, m in zip(processed.items, extra, strict=True) if m]
+        rows += processed.rows(extra)
+        sources += [i.set for i, m in zip(processed.items, extra, strict=True) if m]
+        y = np.concatenate([y, np.zeros(int(extra.sum()), dtype=y.dtype)])
+        if logits is not None and processed.logits is not None:
+            logits = np.concatenate([logits, processed.logits[extra]])
+    reference = build_reference(real_rows, table.names, description, groups if BETWEEN_SETS else None)
     x = np.array(
         [features(reference.atypicality(r), None if logits is None else float(logits[i])) for i, r in enumerate(rows)]
     )
-    calibration = fit_calibration(x, labels[train], use_model=table.logits is not None)
+    calibration = fit_calibration(x, y, use_model=logits is not None, groups=sources if EQUAL_SOURCES else None)
     return Fitted(reference, calibration)
 
 
@@ -376,7 +439,7 @@ def _holdout(item: Item, fraction: float = 0.3) -> bool:
     return digest[0] / 256.0 < fraction
 
 
-def leave_one_generator_out(table: FeatureTable) -> list[dict[str, Any]]:
+def leave_one_generator_out(table: FeatureTable, processed: FeatureTable | None = None) -> list[dict[str, Any]]:
     """For each generator: fit on the other generators and 70 % of the reals, test on it and the other 30 %."""
     labels = table.labels
     real_test = np.array([i.label == 0 and _holdout(i) for i in table.items])
@@ -385,7 +448,7 @@ def leave_one_generator_out(table: FeatureTable) -> list[dict[str, Any]]:
     for g in gens:
         is_g = np.array([i.label == 1 and i.generator == g for i in table.items])
         train = ~is_g & ~real_test
-        fitted = fit(table, train, f"fold without {g}")
+        fitted = fit(table, train, f"fold without {g}", processed)
         test = is_g | real_test
         p = fitted.scores(table, test)
         m = metrics(labels[test], p, fitted.calibration.threshold_synthetic)
@@ -393,13 +456,13 @@ def leave_one_generator_out(table: FeatureTable) -> list[dict[str, Any]]:
     return results
 
 
-def leave_one_set_out(table: FeatureTable) -> list[dict[str, Any]]:
+def leave_one_set_out(table: FeatureTable, processed: FeatureTable | None = None) -> list[dict[str, Any]]:
     """For each real set: fit without it (all fakes kept for calibration), report specificity on it."""
     sets = sorted({i.set for i in table.items if i.label == 0})
     results = []
     for s in sets:
         is_s = np.array([i.label == 0 and i.set == s for i in table.items])
-        fitted = fit(table, ~is_s, f"fold without {s}")
+        fitted = fit(table, ~is_s, f"fold without {s}", processed)
         p = fitted.scores(table, is_s)
         t = fitted.calibration.threshold_synthetic
         results.append(

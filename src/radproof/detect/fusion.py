@@ -77,12 +77,15 @@ def fit_calibration(
     use_model: bool,
     target_specificity: float = 0.97,
     l2: float = 1e-2,
+    groups: Sequence[str] | None = None,
 ) -> Calibration:
     """Fit the monotone logistic calibration with balanced class weights and fix the thresholds.
 
     ``x`` has the two columns of :func:`features`; ``y`` is 1 for synthetic. The synthetic threshold
     is the probability that keeps ``target_specificity`` of the training real images below it (never
-    under 0.5); the real threshold is half of it, leaving an honest "uncertain" band.
+    under 0.5); the real threshold is half of it, leaving an honest "uncertain" band. With
+    ``groups`` (the source of each row), every real source weighs the same in the fit and in the
+    threshold, so one large hospital does not set the rule for all.
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -92,7 +95,14 @@ def fit_calibration(
     n_pos, n_neg = float(y.sum()), float(len(y) - y.sum())
     if n_pos == 0 or n_neg == 0:
         raise InputError("calibration needs both real and synthetic examples in the manifest")
-    w = np.where(y == 1, 0.5 / n_pos, 0.5 / n_neg)
+    real_w = np.where(y == 0, 1.0, 0.0)
+    if groups is not None:
+        labels = np.asarray(groups)
+        for g in set(labels[y == 0].tolist()):
+            sel = (labels == g) & (y == 0)
+            real_w[sel] = 1.0 / sel.sum()
+    real_w /= real_w.sum()
+    w = np.where(y == 1, 0.5 / n_pos, 0.5 * real_w)
     design = np.column_stack([x, np.ones(len(x))])
     beta = np.zeros(3)
     for _ in range(100):
@@ -108,8 +118,10 @@ def fit_calibration(
     if not use_model:
         beta[1] = 0.0
     probs = 1.0 / (1.0 + np.exp(-np.clip(design @ beta, -40, 40)))
-    real_probs = probs[y == 0]
-    t_syn = max(0.5, float(np.quantile(real_probs, target_specificity)))
+    order = np.argsort(probs[y == 0])
+    cumulative = np.cumsum(real_w[y == 0][order])
+    at = min(int(np.searchsorted(cumulative, target_specificity)), order.size - 1)
+    t_syn = max(0.5, float(probs[y == 0][order][at]))
     t_syn = min(t_syn, 0.95)
     return Calibration(
         coef=(float(beta[0]), float(beta[1])),

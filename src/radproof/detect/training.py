@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from radproof.detect.evaluate import fit, measure_items, read_manifest
+from radproof.detect.evaluate import fit, measure_items, measure_processed, read_manifest
 from radproof.detect.model import OnnxModel
 from radproof.errors import InputError
 from radproof.fileio import atomic_write_bytes
@@ -53,10 +53,14 @@ def train_detector(
     model = OnnxModel(onnx_path) if (cnn or model_file is not None) else None
     say(f"measuring {len(items)} images")
     table = measure_items(items, None, model)
+    say("measuring real images after hospital-style processing")
+    processed = measure_processed(items, model)
     fitted = fit(
         table,
         np.ones(len(table.items), dtype=bool),
-        f"{int((table.labels == 0).sum())} real radiographs of {manifest.name}",
+        f"{int((table.labels == 0).sum())} real radiographs of {manifest.name}"
+        f" (+{len(processed.items)} processed copies)",
+        processed,
     )
     model_spec = None
     if table.logits is not None:
@@ -78,6 +82,7 @@ def train_detector(
             "n_real": int((table.labels == 0).sum()),
             "n_synthetic": int((table.labels == 1).sum()),
             "skipped": len(table.failed),
+            "processed_real_copies": len(processed.items),
         },
     }
     atomic_write_bytes(output / "detector.json", json.dumps(config, indent=1).encode("utf-8"))
