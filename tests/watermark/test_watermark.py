@@ -119,6 +119,52 @@ def test_robust_survives_crop(marked: Radiograph) -> None:
     assert reading.payload == "SITE-042"
 
 
+def test_robust_survives_rotation_and_offcentre_crop_of_8bit_mark(phantom: Radiograph) -> None:
+    marked = embed(_as8(render(phantom)), KEY, "SITE-042", layers="robust")
+    shot = marked.frame(0)
+    rotated = np.asarray(Image.fromarray(shot).rotate(-2.0, resample=Image.BILINEAR))
+    for attacked in (rotated, shot[40:490, 120:520]):
+        assert read(_as8(np.ascontiguousarray(attacked)), KEY).payload == "SITE-042"
+
+
+def test_spectral_sync_score_matches_the_fold_and_finds_a_crop(phantom: Radiograph) -> None:
+    from radproof.watermark import robust
+
+    shot = render(embed(phantom, KEY, "SITE-042", layers="robust"))[60:600, 100:560]
+    f = robust._whiten(shot.astype(np.float32))  # d = 1 at this size
+    seed = KEY.seed("robust-layout")
+    spec = robust._padded_spectrum(f)
+    tile = robust.cell_size(phantom.shape) * robust.TILE
+    true = robust._square_bases(np.array([tile]), np.array([0.0]))
+    fold_z = robust._try_decode(robust._fold(f, true[0, :, 0], true[0, :, 1]), KEY)[2]
+    spectral_z = robust._comb_scores(spec, true, seed)[0]
+    assert fold_z > 8 and 0.7 * fold_z < spectral_z < 1.2 * fold_z
+    wrong = robust._square_bases(np.array([tile * 1.03]), np.array([0.0]))
+    assert robust._comb_scores(spec, wrong, seed)[0] < 6
+    # The crop hides the image size; the search over scales recovers the tile.
+    low, high = 0.97 * min(shot.shape) / robust.CELLS_PER_SIDE * robust.TILE, 1.6 * tile
+    best = robust._searched_lattices(f, spec, seed, low, high, tile * 0.8)[0]
+    assert abs(np.hypot(*best[:, 0]) / tile - 1) < 0.005 and abs(best[1, 0]) < 0.5
+
+
+@pytest.mark.shared_data
+def test_robust_survives_screenshot_of_a_small_image(shared_dicoms: list[Path]) -> None:
+    src = next(p for p in shared_dicoms if p.name.startswith("3fb0e688aa2d"))  # 440 px CR
+    shot = render(embed(load(src), KEY, "SITE-042", layers="robust"))
+    small = np.asarray(Image.fromarray(shot).resize((264, 264), Image.BICUBIC))
+    assert read(_as8(_jpeg(small, 80)), KEY).payload == "SITE-042"
+
+
+@pytest.mark.shared_data
+def test_robust_in_8bit_export_of_sparse_mammogram_survives_crop(shared_dicoms: list[Path]) -> None:
+    src = next(p for p in shared_dicoms if p.name.startswith("3e0eae38971b"))  # mostly saturated background
+    shot = embed(_as8(render(load(src))), KEY, "SITE-042", layers="robust").frame(0)
+    h, w = shot.shape
+    hh, ww = int(h * 0.71), int(w * 0.71)
+    y, x = (h - hh) // 3, (w - ww) * 2 // 3  # half the area, off centre
+    assert read(_as8(np.ascontiguousarray(shot[y : y + hh, x : x + ww])), KEY).payload == "SITE-042"
+
+
 def test_restore_is_bit_exact_with_fragile_only(phantom: Radiograph) -> None:
     marked = embed(phantom, KEY, "X", layers="fragile")
     assert not np.array_equal(marked.pixels, phantom.pixels)
