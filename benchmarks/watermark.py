@@ -537,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Marked images read with scores of 10-20."
     )
     lines.append("")
-    lines.append("### Reversible fragile layer (64x64 blocks, 80 bits each)")
+    lines.append("### Reversible fragile layer (64x64 blocks, 84 bits each)")
     lines.append("")
     lines.append(
         "| images | PSNR dB mean (min) | PSNR 12-bit images | max abs change | SSIM | exact restore | "

@@ -134,8 +134,8 @@ class FragileReading:
 
 def binding_record(original: npt.NDArray[Any], uid: str | None) -> bytes:
     """The 128-bit record that ties the layer to the original pixels and the SOP Instance UID."""
-    pixel_hash = hashlib.sha256(np.ascontiguousarray(original, dtype="<i8").tobytes()).digest()
-    data = b"radproof-binding-v1|" + (uid or "").encode() + b"|" + pixel_hash
+    pixel_hash = hashlib.sha256(np.ascontiguousarray(original, dtype="<i4").tobytes()).digest()
+    data = b"radproof-binding-v2|" + (uid or "").encode() + b"|" + pixel_hash
     return hashlib.sha256(data).digest()[:BINDING_BYTES]
 
 
@@ -448,13 +448,14 @@ def read_fragile(
     marked with another key) is dismissed quickly.
     """
     best: FragileReading | None = None
+    values = _work_values(frame, lo, max(hi, lo + 1))
     for block in blocks:
         grid = BlockGrid.of(frame.shape, block)
         count = grid.shape[0] * grid.shape[1]
         sample = {divmod(int(i), grid.shape[1]) for i in np.linspace(0, count - 1, min(count, PROBE_BLOCKS))}
-        if not _read_with_block(frame, lo, hi, key, block, frame_id, only=sample).found:
+        if not _read_with_block(frame, values, lo, key, block, frame_id, only=sample).found:
             continue
-        reading = _read_with_block(frame, lo, hi, key, block, frame_id)
+        reading = _read_with_block(frame, values, lo, key, block, frame_id)
         if best is None or reading.valid.sum() > best.valid.sum():
             best = reading
         if reading.valid.all():
@@ -468,14 +469,14 @@ def read_fragile(
 
 def _read_with_block(
     frame: npt.NDArray[Any],
+    values: tuple[U16Array, BoolArray, int],
     lo: int,
-    hi: int,
     key: WatermarkKey,
     block: int,
     frame_id: int,
     only: set[Block] | None = None,
 ) -> FragileReading:
-    work, outside, top = _work_values(frame, lo, max(hi, lo + 1))
+    work, outside, top = values
     grid = BlockGrid.of(work.shape, block)
     mac_key = key.derive("fragile-tag")
     valid = np.zeros(grid.shape, dtype=bool)
