@@ -303,3 +303,26 @@ def _png16(pixels: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(pixels.astype(np.uint16)).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def test_cli_reports_untagged_blocks_and_fails_when_one_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("RADPROOF_WATERMARK_PASSPHRASE", "pass")
+    key = tmp_path / "wm.key"
+    assert main(["watermark", "keygen", str(key)]) == 0
+    src = tmp_path / "busy.png"
+    src.write_bytes(_png16(_busy_image().pixels))
+    out = tmp_path / "marked.png"
+    assert main(["watermark", "embed", str(src), "-o", str(out), "--key", str(key), "--layers", "fragile"]) == 0
+    assert "2 block(s) were too busy" in " ".join(capsys.readouterr().err.split())  # (rich folds lines)
+    assert main(["watermark", "read", str(out), "--key", str(key)]) == 0
+    assert "2 block(s) without a tag, covered by the binding record" in " ".join(capsys.readouterr().out.split())
+    edited = np.asarray(Image.open(out)).copy()
+    edited[100, 100] = 7  # inside an untagged block
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(_png16(edited))
+    assert main(["watermark", "read", str(bad), "--key", str(key), "--map", str(tmp_path / "map.png")]) == 1
+    text = " ".join(capsys.readouterr().out.split())
+    assert "binding record does not match" in text and "not verified" in text
+    assert main(["watermark", "restore", str(bad), "-o", str(tmp_path / "x.png"), "--key", str(key)]) != 0

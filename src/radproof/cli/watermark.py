@@ -114,7 +114,8 @@ def read_cmd(
         image = load(path)
         reading = read(image, wm_key)
         reading = replace(reading, path=str(path))
-        ok = reading.found and not reading.tampered_blocks
+        # A binding record that does not match means changed pixels (or a layer copied from elsewhere).
+        ok = reading.found and not reading.tampered_blocks and reading.binding_ok is not False
         failed = failed or not ok
         if map_out is not None and reading.tampered_blocks is not None:
             target = map_out if len(files) == 1 else map_out.with_name(f"{map_out.stem}_{path.stem}.png")
