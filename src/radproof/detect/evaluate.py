@@ -354,7 +354,9 @@ def fit(
         rows += processed.rows(extra)
         sources += [i.set for i, m in zip(processed.items, extra, strict=True) if m]
         y = np.concatenate([y, np.zeros(int(extra.sum()), dtype=y.dtype)])
-        if logits is not None and processed.logits is not None:
+        if logits is not None:
+            if processed.logits is None:
+                raise ValueError("the processed copies were measured without the model the table used")
             logits = np.concatenate([logits, processed.logits[extra]])
     reference = build_reference(real_rows, table.names, description, groups if BETWEEN_SETS else None)
     x = np.array(
