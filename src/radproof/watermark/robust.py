@@ -493,6 +493,12 @@ def read_robust(frame: npt.NDArray[Any], key: WatermarkKey) -> RobustReading:
     payload, errors, best_z, guess = _try_decode(_fold(f, bases[0, :, 0], bases[0, :, 1]), key)
     if payload is not None:
         return RobustReading(True, payload, errors, _confidence(best_z), best_z, payload)
+    # An image that was neither cropped nor resized keeps the lattice its size implies. Only a verified
+    # tag counts from this attempt, so the score distribution of unmarked images is unchanged.
+    if found:
+        payload, errors, z, _ = _try_decode(_fold(f, np.array([default, 0.0]), np.array([0.0, default])), key)
+        if payload is not None:
+            return RobustReading(True, payload, errors, _confidence(z), z, payload)
     # Otherwise rank the other candidates, and those of a scale and rotation search, by the sync score
     # read off the image spectrum, and fold only the best few.
     spec = _padded_spectrum(f)
