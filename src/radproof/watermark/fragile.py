@@ -8,7 +8,7 @@ change anywhere invalidates only the blocks it touches.
 
 Embedding, per block, in two checkerboard passes over the interior pixels: the prediction is the
 mean of the four neighbours (which belong to the other pass or to the untouched one-pixel border).
-The ``PREFIX`` smoothest candidates (smallest neighbour range, ties in raster order) are visited in
+The ``PREFIX`` smoothest candidates (smallest neighbour range, ties in a fixed order) are visited in
 that order, and the prediction error ``e`` is expanded (``2e + bit``) when ``-T <= e < T`` or
 shifted by ``T`` otherwise, until the block's bits are in; the rest of the block is untouched.
 Errors are mirrored towards the middle of the value range so that saturated backgrounds carry bits
