@@ -90,6 +90,11 @@ def _edges(n: int, block: int) -> tuple[int, ...]:
     return (*(i * block for i in range(k)), n)
 
 
+def _blocks_where(mask: BoolArray) -> list[Block]:
+    """(row, col) of the blocks where ``mask`` is set, in raster order."""
+    return [(int(r), int(c)) for r, c in zip(*np.nonzero(mask), strict=True)]
+
+
 @dataclass(frozen=True)
 class FragileEmbedding:
     pixels: IntArray
@@ -98,7 +103,7 @@ class FragileEmbedding:
 
     @property
     def unprotected(self) -> list[Block]:
-        return [(int(r), int(c)) for r, c in zip(*np.nonzero(self.thresholds == 0), strict=True)]
+        return _blocks_where(self.thresholds == 0)
 
 
 @dataclass(frozen=True)
@@ -117,19 +122,17 @@ class FragileReading:
     @property
     def failing(self) -> list[Block]:
         """Blocks whose tag does not verify (tampered, or declared unprotected)."""
-        return [(int(r), int(c)) for r, c in zip(*np.nonzero(~self.valid), strict=True)]
+        return _blocks_where(~self.valid)
 
     @property
     def tampered(self) -> list[Block]:
         """Failing blocks that no verified neighbour declares unprotected."""
-        bad = ~self.valid & ~self.declared_unprotected
-        return [(int(r), int(c)) for r, c in zip(*np.nonzero(bad), strict=True)]
+        return _blocks_where(~self.valid & ~self.declared_unprotected)
 
     @property
     def unprotected(self) -> list[Block]:
         """Blocks that carry no tag, as their verified neighbours declare."""
-        bad = ~self.valid & self.declared_unprotected
-        return [(int(r), int(c)) for r, c in zip(*np.nonzero(bad), strict=True)]
+        return _blocks_where(~self.valid & self.declared_unprotected)
 
 
 def binding_record(original: npt.NDArray[Any], uid: str | None) -> bytes:
@@ -505,8 +508,8 @@ def _read_with_block(
 
         _extract_stack(_stack_of(work, grid, members), top, accept)
     declared = np.zeros(grid.shape, dtype=bool)
-    for r, c in zip(*np.nonzero(valid), strict=True):
-        for i, (rr, cc) in grid.neighbours(int(r), int(c)):
+    for r, c in _blocks_where(valid):
+        for i, (rr, cc) in grid.neighbours(r, c):
             if flags[r, c, i]:
                 declared[rr, cc] = True
     binding: bytes | None = None
