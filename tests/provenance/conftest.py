@@ -104,17 +104,23 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     )
 
 
+def save_explicit_and_implicit(ds: pydicom.Dataset, root: Path) -> tuple[Path, Path]:
+    """Write ``ds`` as ``explicit.dcm`` and again, in Implicit VR Little Endian, as ``implicit.dcm``."""
+    explicit = root / "explicit.dcm"
+    ds.save_as(explicit, enforce_file_format=True)
+    implicit = root / "implicit.dcm"
+    copy = pydicom.dcmread(explicit)
+    copy.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+    copy.save_as(implicit, enforce_file_format=True)
+    return explicit, implicit
+
+
 @pytest.fixture(scope="session")
 def dicom_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Small unsigned inputs: explicit VR phantom, implicit VR copy, a 2-frame secondary-capture-like object."""
     root = tmp_path_factory.mktemp("dicom")
     ds = simulate(rows=64, cols=48, seed=3)
-    explicit = root / "explicit.dcm"
-    ds.save_as(explicit, enforce_file_format=True)
-    implicit = root / "implicit.dcm"
-    ds2 = pydicom.dcmread(explicit)
-    ds2.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
-    ds2.save_as(implicit, enforce_file_format=True)
+    explicit, implicit = save_explicit_and_implicit(ds, root)
     multi = root / "multiframe.dcm"
     ds3 = pydicom.dcmread(explicit)
     ds3.NumberOfFrames = 2

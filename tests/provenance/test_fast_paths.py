@@ -26,7 +26,7 @@ from radproof.provenance.signer import (
     sign_file,
 )
 
-from .conftest import ID_PW, Pki
+from .conftest import ID_PW, Pki, save_explicit_and_implicit
 
 
 @pytest.fixture(scope="module")
@@ -34,13 +34,7 @@ def big_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Inputs with pixel data large enough for the spliced encoding (>= 64 KiB)."""
     root = tmp_path_factory.mktemp("big")
     ds = simulate(rows=320, cols=320, seed=5)
-    explicit = root / "explicit.dcm"
-    ds.save_as(explicit, enforce_file_format=True)
-
-    implicit = root / "implicit.dcm"
-    ds2 = pydicom.dcmread(explicit)
-    ds2.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
-    ds2.save_as(implicit, enforce_file_format=True)
+    explicit, implicit = save_explicit_and_implicit(ds, root)
 
     frames = [bytes(ds.PixelData[:70_000]), bytes(ds.PixelData[70_000:140_001])]  # the second one is odd
     paths = {"explicit": explicit, "implicit": implicit}

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from scan_helpers import SizeProcessor, make_tree
+from scan_helpers import SizeProcessor
 
 from radproof.config import load_settings
 from radproof.scan import read_records, scan_paths
@@ -26,15 +26,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@pytest.fixture()
-def archive(tmp_path: Path) -> Path:
-    root = tmp_path / "archive"
-    root.mkdir()
-    make_tree(root)
-    (root / "c" / "broken.dcm").write_bytes(b"BAD" + b"\0" * 200)
-    return root
 
 
 def test_local_cluster_gives_the_same_records_as_the_local_pool(archive: Path, tmp_path: Path) -> None:

@@ -6,8 +6,7 @@ import hashlib
 import json
 from pathlib import Path
 
-import pytest
-from scan_helpers import SizeProcessor, make_tree
+from scan_helpers import SizeProcessor
 
 from radproof.config import load_settings
 from radproof.scan import read_records, scan_paths
@@ -19,15 +18,6 @@ def tree_digest(root: Path) -> dict[str, str]:
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }
-
-
-@pytest.fixture()
-def archive(tmp_path: Path) -> Path:
-    root = tmp_path / "archive"
-    root.mkdir()
-    make_tree(root)
-    (root / "c" / "broken.dcm").write_bytes(b"BAD" + b"\0" * 200)
-    return root
 
 
 def test_local_pool_records_every_file_and_keeps_going_after_a_bad_one(archive: Path, tmp_path: Path) -> None:
