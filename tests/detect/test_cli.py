@@ -80,6 +80,9 @@ def test_train_then_evaluate_on_a_toy_manifest(tmp_path: Path, capsys: pytest.Ca
     # 24 images, and every second real one again after each hospital-style processing
     assert config["model"] is None and config["reference"]["n_images"] == 24 + 12 * 2
     assert config["provenance"]["processed_real_copies"] == 24
+    # the thumbnail scale: every image again, shrunk to 128 px, with its own reference and calibration
+    assert config["thumbnail"]["work_size"] == 128 and config["thumbnail"]["reference"]["n_images"] == 24 + 12 * 2
+    _thumbnails_are_judged(model_dir, tmp_path)
     capsys.readouterr()
     code = main(
         [
@@ -102,6 +105,31 @@ def test_train_then_evaluate_on_a_toy_manifest(tmp_path: Path, capsys: pytest.Ca
     names = [r["perturbation"] for r in results["perturbations"]["rows"]]
     assert names[0] == "none" and "jpeg75" in names and "secondary_capture" in names
     assert "Leave-one-generator-out" in (tmp_path / "eval.md").read_text()
+    small = results["thumbnail"]
+    assert {r["fold"] for r in small["leave_one_generator_out"]} == {"generator=gen0", "generator=gen1"}
+    assert "Thumbnails" in (tmp_path / "eval.md").read_text()
+
+
+def _thumbnails_are_judged(model_dir: Path, folder: Path) -> None:
+    """A 150 px image is judged with the thumbnail reference; without one the detector abstains."""
+    from radproof.detect.detector import Detector
+
+    real = folder / "small-real.png"
+    real.write_bytes(png_bytes(chest_like(150, seed=900, noise=3.0)))
+    fake = folder / "small-fake.png"
+    smooth = chest_like(40, seed=901, noise=0.2)
+    fake.write_bytes(png_bytes(np.asarray(Image.fromarray(smooth).resize((150, 150), Image.Resampling.BILINEAR))))
+    detector = Detector.load(model_dir)
+    on_real, on_fake = detector.detect_file(real), detector.detect_file(fake)
+    assert on_real.evidence and on_fake.evidence
+    assert on_fake.synthetic_probability > on_real.synthetic_probability
+    assert on_real.verdict != "synthetic"
+    assert any(h.name == "thumbnail" and "128 px" in h.message for h in on_real.hints)
+    config = json.loads((model_dir / "detector.json").read_text())
+    del config["thumbnail"]
+    without = Detector.from_config(config, model_dir).detect_file(real)
+    assert without.verdict == "uncertain" and without.synthetic_probability == 0.5
+    assert any("no reference for thumbnails" in h.message for h in without.hints)
 
 
 def test_evaluate_rejects_a_bad_manifest(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from radproof.detect.normalize import WORK_SIZE, normalize, normalize_array
+from radproof.detect.normalize import SMALL_WORK_SIZE, WORK_SIZE, normalize, normalize_array
 from radproof.errors import InputError
 from radproof.imaging import load_bytes
 from radproof.imaging.radiograph import Radiograph
@@ -19,6 +19,16 @@ def test_every_input_becomes_the_same_square() -> None:
         assert out.pixels.shape == (WORK_SIZE, WORK_SIZE)
         assert out.pixels.dtype == np.float32
         assert out.pixels.min() >= 0.0 and out.pixels.max() <= 1.0
+
+
+@pytest.mark.parametrize(("short", "size"), [(191, SMALL_WORK_SIZE), (96, SMALL_WORK_SIZE), (192, WORK_SIZE)])
+def test_thumbnails_get_their_own_working_size(short: int, size: int) -> None:
+    """Inputs under 192 px are shrunk (or up-sampled at most 4/3) to the thumbnail size, never
+    blown up to the main size; a forced size overrides the choice."""
+    arr = np.random.default_rng(0).normal(100, 10, (short, short + 40))
+    out = normalize_array(arr)
+    assert out.work_size == size and out.pixels.shape == (size, size) and not out.problems
+    assert normalize_array(arr, SMALL_WORK_SIZE).work_size == SMALL_WORK_SIZE
 
 
 def test_bit_depth_and_format_do_not_reach_the_pixels() -> None:
@@ -50,7 +60,7 @@ def test_tiny_image_is_refused_with_a_reason() -> None:
     [
         (np.full((300, 300), 77, dtype=np.uint8), "blank or constant"),
         ((np.random.default_rng(1).random((300, 300)) > 0.5).astype(np.uint8) * 255, "grey levels"),
-        (chest_like(100), "small"),
+        (chest_like(90), "small"),
     ],
 )
 def test_garbage_is_flagged(pixels: np.ndarray, reason: str) -> None:

@@ -21,7 +21,7 @@ from radproof.detect import cues as cue_functions
 from radproof.detect.fusion import Calibration, evidence_items, model_evidence
 from radproof.detect.hints import Hint, collect_hints
 from radproof.detect.model import OnnxModel
-from radproof.detect.normalize import Normalized, normalize, normalize_array, reencode
+from radproof.detect.normalize import SMALL_WORK_SIZE, WORK_SIZE, Normalized, normalize, normalize_array, reencode
 from radproof.detect.reference import Reference
 from radproof.errors import ConfigError, InputError
 from radproof.fileio import read_input_bytes
@@ -84,8 +84,31 @@ class PixelScore:
     probability: float
 
 
+@dataclass(frozen=True)
+class Scale:
+    """What judging images at one working size needs: the real reference and the calibration
+    measured at that size, and where real radiographs' network logits fall at that size."""
+
+    reference: Reference
+    calibration: Calibration
+    model_real_logits: tuple[float, ...] = ()
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Scale:
+        return cls(
+            Reference.from_json(data["reference"]),
+            Calibration.from_json(data["calibration"]),
+            tuple(float(v) for v in data.get("real_logit_quantiles", ())),
+        )
+
+
 class Detector:
-    """Reference statistics, calibration and (optionally) the learned model, loaded once."""
+    """Reference statistics, calibration and (optionally) the learned model, loaded once.
+
+    ``reference``, ``calibration`` and ``model_real_logits`` are those of the main working size;
+    ``thumbnail`` holds the same for small inputs (:data:`~radproof.detect.normalize.SMALL_WORK_SIZE`),
+    or None when the detector was built without it (small inputs are then answered "uncertain").
+    """
 
     def __init__(
         self,
@@ -93,26 +116,37 @@ class Detector:
         calibration: Calibration,
         model: OnnxModel | None = None,
         model_real_logits: tuple[float, ...] = (),
+        thumbnail: Scale | None = None,
     ) -> None:
         self.reference = reference
         self.calibration = calibration
         self.model = model
         self.model_real_logits = model_real_logits
+        self.thumbnail = thumbnail
+
+    def scale(self, work_size: int) -> Scale | None:
+        """The reference and calibration for images normalized to ``work_size``, if this detector has them."""
+        if work_size == WORK_SIZE:
+            return Scale(self.reference, self.calibration, self.model_real_logits)
+        if work_size == SMALL_WORK_SIZE:
+            return self.thumbnail
+        return None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], folder: Path | None) -> Detector:
         try:
-            reference = Reference.from_json(config["reference"])
-            calibration = Calibration.from_json(config["calibration"])
+            main = Scale(Reference.from_json(config["reference"]), Calibration.from_json(config["calibration"]))
+            thumbnail = Scale.from_json(config["thumbnail"]) if config.get("thumbnail") else None
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"detector configuration is invalid ({exc})") from None
         model = None
         real_logits: tuple[float, ...] = ()
         spec = config.get("model")
-        if spec and folder is not None and calibration.coef[1] > 0:
+        uses_model = main.calibration.coef[1] > 0 or (thumbnail is not None and thumbnail.calibration.coef[1] > 0)
+        if spec and folder is not None and uses_model:
             model = OnnxModel(folder / str(spec["file"]))
             real_logits = tuple(float(v) for v in spec.get("real_logit_quantiles", ()))
-        return cls(reference, calibration, model, real_logits)
+        return cls(main.reference, main.calibration, model, real_logits, thumbnail)
 
     @classmethod
     def load(cls, folder: str | Path | None = None) -> Detector:
@@ -130,11 +164,14 @@ class Detector:
     # -- pixel layer -----------------------------------------------------------------------------
 
     def score_pixels(self, pixels: npt.NDArray[np.float32]) -> PixelScore:
-        """Cues, model and calibrated probability for one normalized image."""
+        """Cues, model and calibrated probability for one normalized image (at either working size)."""
+        scale = self.scale(int(pixels.shape[0]))
+        if scale is None:
+            raise ConfigError(f"this detector has no reference for {pixels.shape[0]} px images")
         values = cue_functions.measure(pixels)
-        atyp = self.reference.atypicality(values)
+        atyp = scale.reference.atypicality(values)
         logit, logit_map = (None, None) if self.model is None else self.model.logit(pixels)
-        prob = self.calibration.probability(atyp, logit)
+        prob = scale.calibration.probability(atyp, logit)
         return PixelScore(values, atyp, logit, logit_map, prob)
 
     # -- one image -------------------------------------------------------------------------------
@@ -147,16 +184,35 @@ class Detector:
         label = path if path is not None else (str(image.path) if image.path is not None else None)
         hints = collect_hints(image, data)
         norm = normalize(image)
-        if norm.problems:
-            hints += [Hint("unreliable_input", "info", p) for p in norm.problems]
+        problems = list(norm.problems)
+        scale = self.scale(norm.work_size)
+        if scale is None and not problems:
+            h, w = norm.original_shape
+            problems.append(f"the image is small ({h} x {w}) and this detector has no reference for thumbnails")
+        if problems or scale is None:
+            hints += [Hint("unreliable_input", "info", p) for p in problems]
             verdict = _decisive(hints) or "uncertain"
             return Detection(label, UNCERTAIN_PROBABILITY, verdict, (), tuple(hints), None, norm.pixels)
+        if norm.work_size != WORK_SIZE:
+            h, w = norm.original_shape
+            hints.append(
+                Hint(
+                    "thumbnail",
+                    "info",
+                    f"the image is small ({h} x {w}); it was judged at {norm.work_size} px against real "
+                    f"radiographs shrunk to that size, which carries less evidence than a full-size image",
+                )
+            )
         score = self.score_pixels(norm.pixels)
-        verdict = self.calibration.verdict(score.probability)
+        verdict = scale.calibration.verdict(score.probability)
         # Stability: the verdict must survive one more ordinary re-compression.
         probe = _stability_probe(norm)
-        again = self.score_pixels(probe.pixels) if probe is not None and not probe.problems else score
-        if self.calibration.verdict(again.probability) != verdict and verdict != "uncertain":
+        probe_scale = None if probe is None or probe.problems else self.scale(probe.work_size)
+        again, again_verdict = score, verdict
+        if probe is not None and probe_scale is not None:
+            again = self.score_pixels(probe.pixels)
+            again_verdict = probe_scale.calibration.verdict(again.probability)
+        if again_verdict != verdict and verdict != "uncertain":
             hints.append(
                 Hint(
                     "unstable_verdict",
@@ -169,9 +225,9 @@ class Detector:
         decisive = _decisive(hints)
         if decisive:
             verdict = decisive
-        evidence = evidence_items(score.values, self.reference)
+        evidence = evidence_items(score.values, scale.reference)
         if score.model_logit is not None:
-            evidence.append(model_evidence(score.model_logit, self.model_real_logits))
+            evidence.append(model_evidence(score.model_logit, scale.model_real_logits))
         return Detection(
             path=label,
             synthetic_probability=score.probability,

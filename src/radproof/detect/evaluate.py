@@ -24,7 +24,7 @@ from scipy import ndimage
 from radproof.detect import cues as cue_functions
 from radproof.detect.fusion import Calibration, features, fit_calibration
 from radproof.detect.model import OnnxModel
-from radproof.detect.normalize import normalize
+from radproof.detect.normalize import WORK_SIZE, normalize
 from radproof.detect.processing import PROCESSING
 from radproof.detect.reference import Reference, build_reference
 from radproof.errors import InputError
@@ -207,6 +207,13 @@ class FeatureTable:
     values: FloatArray  # (n, len(names))
     logits: FloatArray | None = None
     failed: list[tuple[Item, str]] = field(default_factory=list)
+    sizes: npt.NDArray[np.int_] | None = None  # working size of each row; None: all at WORK_SIZE
+
+    def work_sizes(self) -> npt.NDArray[np.int_]:
+        """The working size (normalized square side) of every row."""
+        if self.sizes is None:
+            return np.full(len(self.items), WORK_SIZE, dtype=np.int_)
+        return self.sizes
 
     def rows(self, mask: npt.NDArray[np.bool_] | None = None) -> list[dict[str, float]]:
         sel = self.values if mask is None else self.values[mask]
@@ -222,14 +229,30 @@ def measure_items(
     perturbation: str | None = None,
     model: OnnxModel | None = None,
     progress: Callable[[int, int], None] | None = None,
+    *,
+    work_size: int | None = None,
 ) -> FeatureTable:
-    """Load, perturb, normalize and measure every item (unreadable or degenerate ones are listed apart)."""
+    """Load, perturb, normalize and measure every item (unreadable or degenerate ones are listed apart).
+
+    ``work_size`` forces the working size (:data:`~radproof.detect.normalize.SMALL_WORK_SIZE`
+    measures every image as a thumbnail); by default each image gets the one the detector picks.
+    """
+    return measure_items_at(items, (work_size,), perturbation, model, progress)[0]
+
+
+def measure_items_at(
+    items: Sequence[Item],
+    work_sizes: Sequence[int | None],
+    perturbation: str | None = None,
+    model: OnnxModel | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[FeatureTable]:
+    """:func:`measure_items` at several working sizes, loading and perturbing each image once."""
     names = list(cue_functions.CUES)
-    kept: list[Item] = []
-    values: list[list[float]] = []
-    logits: list[float] = []
-    failed: list[tuple[Item, str]] = []
     perturb = {**PERTURBATIONS, **PROCESSINGS}[perturbation] if perturbation else None
+    rows: list[tuple[list[Item], list[list[float]], list[float], list[int], list[tuple[Item, str]]]] = [
+        ([], [], [], [], []) for _ in work_sizes
+    ]
     for k, item in enumerate(items):
         if progress is not None:
             progress(k, len(items))
@@ -237,25 +260,36 @@ def measure_items(
             image = load(item.path)
             if perturb is not None:
                 image = perturb(image)
-            norm = normalize(image)
         except InputError as exc:
-            failed.append((item, str(exc)))
+            for row in rows:
+                row[4].append((item, str(exc)))
             continue
-        if norm.problems:
-            failed.append((item, "; ".join(norm.problems)))
-            continue
-        v = cue_functions.measure(norm.pixels)
-        kept.append(item)
-        values.append([v[n] for n in names])
-        if model is not None:
-            logits.append(model.logit(norm.pixels)[0])
-    return FeatureTable(
-        items=kept,
-        names=names,
-        values=np.array(values, dtype=np.float64).reshape(len(kept), len(names)),
-        logits=np.array(logits, dtype=np.float64) if model is not None else None,
-        failed=failed,
-    )
+        for size, (kept, values, logits, sizes, failed) in zip(work_sizes, rows, strict=True):
+            try:
+                norm = normalize(image, size)
+            except InputError as exc:
+                failed.append((item, str(exc)))
+                continue
+            if norm.problems:
+                failed.append((item, "; ".join(norm.problems)))
+                continue
+            v = cue_functions.measure(norm.pixels)
+            kept.append(item)
+            sizes.append(norm.work_size)
+            values.append([v[n] for n in names])
+            if model is not None:
+                logits.append(model.logit(norm.pixels)[0])
+    return [
+        FeatureTable(
+            items=kept,
+            names=names,
+            values=np.array(values, dtype=np.float64).reshape(len(kept), len(names)),
+            logits=np.array(logits, dtype=np.float64) if model is not None else None,
+            failed=failed,
+            sizes=np.array(sizes, dtype=np.int_),
+        )
+        for kept, values, logits, sizes, failed in rows
+    ]
 
 
 def concat_tables(tables: Sequence[FeatureTable]) -> FeatureTable:
@@ -267,6 +301,7 @@ def concat_tables(tables: Sequence[FeatureTable]) -> FeatureTable:
         values=np.concatenate([t.values for t in tables]),
         logits=None if any(v is None for v in logits) else np.concatenate([v for v in logits if v is not None]),
         failed=[f for t in tables for f in t.failed],
+        sizes=np.concatenate([t.work_sizes() for t in tables]),
     )
 
 
@@ -276,14 +311,17 @@ def measure_processed(
     *,
     every: int = 2,
     progress: Callable[[int, int], None] | None = None,
-) -> FeatureTable:
-    """Cue values of every ``every``-th real item after each hospital-style processing of :data:`PROCESSINGS`."""
+    work_sizes: Sequence[int | None] = (None,),
+) -> list[FeatureTable]:
+    """Cue values of every ``every``-th real item after each hospital-style processing of
+    :data:`PROCESSINGS`: one table per working size of ``work_sizes``."""
     reals = [i for i in items if i.label == 0][::every]
-    tables = []
+    per_size: list[list[FeatureTable]] = [[] for _ in work_sizes]
     for k, name in enumerate(PROCESSINGS):
         step = None if progress is None else (lambda j, n, k=k: progress(k * n + j, n * len(PROCESSINGS)))
-        tables.append(measure_items(reals, name, model, progress=step))
-    return concat_tables(tables)
+        for tables, table in zip(per_size, measure_items_at(reals, work_sizes, name, model, step), strict=True):
+            tables.append(table)
+    return [concat_tables(tables) for tables in per_size]
 
 
 def save_table(table: FeatureTable, path: Path) -> None:
@@ -293,6 +331,7 @@ def save_table(table: FeatureTable, path: Path) -> None:
         logits=table.logits if table.logits is not None else np.zeros(0),
         paths=np.array([str(i.path) for i in table.items]),
         names=np.array(table.names),
+        sizes=table.work_sizes(),
     )
 
 
@@ -301,7 +340,8 @@ def load_table(path: Path, items: Sequence[Item]) -> FeatureTable:
     by_path = {str(i.path): i for i in items}
     kept = [by_path[p] for p in data["paths"].tolist()]
     logits = data["logits"] if data["logits"].size else None
-    return FeatureTable(kept, data["names"].tolist(), data["values"], logits)
+    sizes = data.get("sizes")
+    return FeatureTable(kept, data["names"].tolist(), data["values"], logits, sizes=sizes)
 
 
 # -- scoring --------------------------------------------------------------------------------------
@@ -309,35 +349,60 @@ def load_table(path: Path, items: Sequence[Item]) -> FeatureTable:
 
 @dataclass(frozen=True)
 class Fitted:
-    """Reference + calibration fitted on one training part."""
+    """Reference + calibration fitted on one training part (and, optionally, the same at the
+    thumbnail working size)."""
 
     reference: Reference
     calibration: Calibration
+    thumbnail: Fitted | None = None
+    work_size: int = WORK_SIZE
+
+    def at(self, work_size: int) -> Fitted | None:
+        """The fit that judges images normalized to ``work_size`` (None: the detector abstains)."""
+        if work_size == self.work_size:
+            return self
+        return self.thumbnail if self.thumbnail is not None and self.thumbnail.work_size == work_size else None
 
     def scores(self, table: FeatureTable, mask: npt.NDArray[np.bool_] | None = None) -> FloatArray:
+        """Calibrated probability of every (selected) row, each at its own working size; 0.5 where
+        this fit has no reference for that size (the detector answers "uncertain")."""
         rows = table.rows(mask)
         logits = table.logits if table.logits is not None else None
         idx = np.flatnonzero(mask) if mask is not None else np.arange(len(rows))
-        return np.array(
-            [
-                self.calibration.probability(
-                    self.reference.atypicality(r), None if logits is None else float(logits[i])
-                )
-                for r, i in zip(rows, idx, strict=True)
-            ]
-        )
+        sizes = table.work_sizes()
+        out = np.full(len(rows), 0.5)
+        for k, (r, i) in enumerate(zip(rows, idx, strict=True)):
+            fit = self.at(int(sizes[i]))
+            if fit is not None:
+                logit = None if logits is None else float(logits[i])
+                out[k] = fit.calibration.probability(fit.reference.atypicality(r), logit)
+        return out
+
+    def thresholds(self, table: FeatureTable) -> FloatArray:
+        """The synthetic threshold that applies to each row (its working size's)."""
+        fits = [self.at(int(s)) for s in table.work_sizes()]
+        return np.array([(f or self).calibration.threshold_synthetic for f in fits])
 
 
 def fit(
-    table: FeatureTable, train: npt.NDArray[np.bool_], description: str, processed: FeatureTable | None = None
+    table: FeatureTable,
+    train: npt.NDArray[np.bool_],
+    description: str,
+    processed: FeatureTable | None = None,
+    *,
+    work_size: int = WORK_SIZE,
 ) -> Fitted:
     """Reference from the training reals, calibration from the training reals and fakes.
 
     ``processed`` holds cue values of real images after hospital-style processing
     (:data:`PROCESSINGS`); the rows whose original is a training real join the real side of both
     the reference and the calibration, so a processing chain never seen in the data is less
-    likely to pass for generation.
+    likely to pass for generation. Only rows measured at ``work_size`` are used (cue values at
+    different working sizes are not comparable).
     """
+    train = train & (table.work_sizes() == work_size)
+    if processed is not None:
+        processed = restrict(processed, processed.work_sizes() == work_size)
     labels = table.labels
     real_mask = train & (labels == 0)
     real_rows = table.rows(real_mask)
@@ -363,7 +428,7 @@ def fit(
         [features(reference.atypicality(r), None if logits is None else float(logits[i])) for i, r in enumerate(rows)]
     )
     calibration = fit_calibration(x, y, use_model=logits is not None, groups=sources if EQUAL_SOURCES else None)
-    return Fitted(reference, calibration)
+    return Fitted(reference, calibration, work_size=work_size)
 
 
 # -- metrics --------------------------------------------------------------------------------------
@@ -413,8 +478,11 @@ def expected_calibration_error(y: npt.NDArray[np.int_], p: FloatArray, bins: int
     return total
 
 
-def metrics(y: npt.NDArray[np.int_], p: FloatArray, threshold: float, *, ci: bool = True) -> dict[str, float]:
-    """AUC (+ bootstrap CI), balanced accuracy / sensitivity / specificity at ``threshold``, TPR@FPR, ECE."""
+def metrics(
+    y: npt.NDArray[np.int_], p: FloatArray, threshold: float | FloatArray, *, ci: bool = True
+) -> dict[str, float]:
+    """AUC (+ bootstrap CI), balanced accuracy / sensitivity / specificity at ``threshold`` (one, or
+    one per row), TPR@FPR, ECE."""
     pred = p >= threshold
     out: dict[str, float] = {"n_real": int((y == 0).sum()), "n_synthetic": int((y == 1).sum())}
     sens = float(pred[y == 1].mean()) if (y == 1).any() else float("nan")
@@ -441,8 +509,14 @@ def _holdout(item: Item, fraction: float = 0.3) -> bool:
     return digest[0] / 256.0 < fraction
 
 
-def leave_one_generator_out(table: FeatureTable, processed: FeatureTable | None = None) -> list[dict[str, Any]]:
-    """For each generator: fit on the other generators and 70 % of the reals, test on it and the other 30 %."""
+def leave_one_generator_out(
+    table: FeatureTable, processed: FeatureTable | None = None, *, work_size: int = WORK_SIZE
+) -> list[dict[str, Any]]:
+    """For each generator: fit on the other generators and 70 % of the reals, test on it and the other 30 %.
+
+    Only rows at ``work_size`` take part (run it on a table measured at that size).
+    """
+    table = restrict(table, table.work_sizes() == work_size)
     labels = table.labels
     real_test = np.array([i.label == 0 and _holdout(i) for i in table.items])
     gens = sorted({i.generator for i in table.items if i.label == 1})
@@ -450,7 +524,7 @@ def leave_one_generator_out(table: FeatureTable, processed: FeatureTable | None 
     for g in gens:
         is_g = np.array([i.label == 1 and i.generator == g for i in table.items])
         train = ~is_g & ~real_test
-        fitted = fit(table, train, f"fold without {g}", processed)
+        fitted = fit(table, train, f"fold without {g}", processed, work_size=work_size)
         test = is_g | real_test
         p = fitted.scores(table, test)
         m = metrics(labels[test], p, fitted.calibration.threshold_synthetic)
@@ -458,13 +532,16 @@ def leave_one_generator_out(table: FeatureTable, processed: FeatureTable | None 
     return results
 
 
-def leave_one_set_out(table: FeatureTable, processed: FeatureTable | None = None) -> list[dict[str, Any]]:
+def leave_one_set_out(
+    table: FeatureTable, processed: FeatureTable | None = None, *, work_size: int = WORK_SIZE
+) -> list[dict[str, Any]]:
     """For each real set: fit without it (all fakes kept for calibration), report specificity on it."""
+    table = restrict(table, table.work_sizes() == work_size)
     sets = sorted({i.set for i in table.items if i.label == 0})
     results = []
     for s in sets:
         is_s = np.array([i.label == 0 and i.set == s for i in table.items])
-        fitted = fit(table, ~is_s, f"fold without {s}", processed)
+        fitted = fit(table, ~is_s, f"fold without {s}", processed, work_size=work_size)
         p = fitted.scores(table, is_s)
         t = fitted.calibration.threshold_synthetic
         results.append(
@@ -480,8 +557,10 @@ def leave_one_set_out(table: FeatureTable, processed: FeatureTable | None = None
     return results
 
 
-def per_group(table: FeatureTable, p: FloatArray, threshold: float, key: str) -> list[dict[str, Any]]:
-    """Per set / generator / body part: detection rate (fakes) or specificity (reals)."""
+def per_group(table: FeatureTable, p: FloatArray, threshold: float | FloatArray, key: str) -> list[dict[str, Any]]:
+    """Per set / generator / body part: detection rate (fakes) or specificity (reals) at ``threshold``
+    (one, or one per row)."""
+    threshold = np.broadcast_to(np.asarray(threshold, dtype=np.float64), p.shape)
     groups: dict[str, list[int]] = {}
     for k, item in enumerate(table.items):
         groups.setdefault(str(getattr(item, key)), []).append(k)
@@ -489,7 +568,7 @@ def per_group(table: FeatureTable, p: FloatArray, threshold: float, key: str) ->
     for name, idx in sorted(groups.items()):
         sel = np.array(idx)
         labels = table.labels[sel]
-        flagged = p[sel] >= threshold
+        flagged = p[sel] >= threshold[sel]
         out.append(
             {
                 key: name,
@@ -508,7 +587,6 @@ def metadata_only_auc(items: Sequence[Item], normalized_view: bool) -> float:
     With ``normalized_view`` the classifier gets the same metadata of what the pixel layer sees (the
     normalized image), which is identical for every input, so it must be at chance (0.5).
     """
-    from radproof.detect.normalize import WORK_SIZE
 
     rows = []
     for item in items:
@@ -551,13 +629,18 @@ def subsample(items: Sequence[Item], per_set: int, seed: int = 0) -> list[Item]:
     return out
 
 
-def _scores_with_unusable(fitted: Fitted, table: FeatureTable) -> tuple[npt.NDArray[np.int_], FloatArray, float]:
-    """Labels and probabilities with every unusable image scored 0.5 (the detector answers "uncertain")."""
+def _scores_with_unusable(
+    fitted: Fitted, table: FeatureTable
+) -> tuple[npt.NDArray[np.int_], FloatArray, FloatArray, float]:
+    """Labels, probabilities and per-row thresholds, with every unusable image scored 0.5 (the
+    detector answers "uncertain"), and the share of unusable images."""
     p = fitted.scores(table)
     failed_labels = np.array([i.label for i, _ in table.failed], dtype=np.int_)
     labels = np.concatenate([table.labels, failed_labels])
     probs = np.concatenate([p, np.full(failed_labels.size, 0.5)])
-    return labels, probs, failed_labels.size / max(1, labels.size)
+    t = fitted.calibration.threshold_synthetic
+    thresholds = np.concatenate([fitted.thresholds(table), np.full(failed_labels.size, t)])
+    return labels, probs, thresholds, failed_labels.size / max(1, labels.size)
 
 
 def perturbation_suite(
@@ -565,15 +648,15 @@ def perturbation_suite(
 ) -> list[dict[str, Any]]:
     """AUC on clean images and under each perturbation, with the drop, for the given detector.
 
-    Images the perturbation makes unusable (e.g. a 256 px image halved to 128 px) count with the
+    Each image is judged at the working size the detector picks for it (a 256 px image halved to
+    128 px is judged as a thumbnail). Images the perturbation makes unusable count with the
     detector's answer for them, probability 0.5 ("uncertain"); ``unusable`` says how many.
     """
-    t = fitted.calibration.threshold_synthetic
     rows: list[dict[str, Any]] = []
     base = float("nan")
     for name in [None, *(names or PERTURBATIONS)]:
         table = measure_items(items, name, model)
-        y, p, unusable = _scores_with_unusable(fitted, table)
+        y, p, t, unusable = _scores_with_unusable(fitted, table)
         a = auc(y, p)
         if name is None:
             base = a
@@ -589,16 +672,13 @@ def perturbation_suite(
     return rows
 
 
-def fitted_from_detector(reference: Reference, calibration: Calibration) -> Fitted:
-    return Fitted(reference, calibration)
-
-
 def restrict(table: FeatureTable, mask: npt.NDArray[np.bool_]) -> FeatureTable:
     return replace(
         table,
         items=[i for i, m in zip(table.items, mask, strict=True) if m],
         values=table.values[mask],
         logits=None if table.logits is None else table.logits[mask],
+        sizes=table.work_sizes()[mask],
     )
 
 

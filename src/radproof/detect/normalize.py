@@ -6,13 +6,16 @@ images are larger JPEGs). So every input, whatever it was, goes through the same
 
 1. brightness: one frame, MONOCHROME1 inverted, rescale applied, colour already reduced to gray;
 2. intensity: a robust stretch of the 0.5-99.5 percentiles to 0..1 (bit depth and window vanish);
-3. scale: area-averaged down-sampling so that the short side is :data:`WORK_SIZE` pixels, then a
-   centred square crop (every result has the same size; nothing is up-sampled except inputs smaller
-   than the working size, which are reported as a reason for caution);
+3. scale: area-averaged down-sampling so that the short side is the working size, then a centred
+   square crop. The working size is :data:`WORK_SIZE` for ordinary inputs and
+   :data:`SMALL_WORK_SIZE` for thumbnails (short side under :data:`SMALL_SIDE`), each with its own
+   reference and calibration: up-sampling a thumbnail to the main size would hide the very noise
+   the cues measure. No input is up-sampled by more than 4/3; smaller ones are reported as a
+   reason for caution;
 4. one re-encoding: 8-bit quantization and a JPEG round trip at :data:`JPEG_QUALITY` (a PNG fake and
    a JPEG original both arrive with the same compression history).
 
-The result is a :class:`Normalized` image: a ``WORK_SIZE`` x ``WORK_SIZE`` float32 array in 0..1,
+The result is a :class:`Normalized` image: a square float32 array in 0..1 at the working size,
 plus what the pipeline noticed about the input (reasons the pixel score cannot be trusted).
 """
 
@@ -34,8 +37,12 @@ WORK_SIZE = 256
 JPEG_QUALITY = 90
 #: Smallest short side accepted at all (pixels); smaller inputs are refused.
 MIN_SIDE = 32
-#: Short sides under this are analysed but flagged (they must be up-sampled to the working size).
+#: Short sides under this are analysed at :data:`SMALL_WORK_SIZE` (thumbnails).
 SMALL_SIDE = 192
+#: Working size for thumbnails.
+SMALL_WORK_SIZE = 128
+#: Short sides under this are flagged: too small to judge (up-sampling would exceed 4/3).
+TOO_SMALL_SIDE = 96
 #: Short side of the preview kept for the stability probe.
 PREVIEW_SIZE = 2 * WORK_SIZE
 
@@ -49,7 +56,8 @@ class Normalized:
     Attributes
     ----------
     pixels
-        ``WORK_SIZE`` x ``WORK_SIZE`` float32 in 0..1, brightness (bone bright).
+        Square float32 in 0..1 at the working size (:data:`WORK_SIZE`, or
+        :data:`SMALL_WORK_SIZE` for thumbnails), brightness (bone bright).
     original_shape
         (rows, cols) of the input frame.
     crop
@@ -70,6 +78,11 @@ class Normalized:
     problems: tuple[str, ...] = ()
     preview: FloatImage | None = None
     placement: tuple[int, int, int, int] = (0, 0, WORK_SIZE, WORK_SIZE)
+
+    @property
+    def work_size(self) -> int:
+        """Side of the analysed square (selects the reference and calibration)."""
+        return int(self.pixels.shape[0])
 
 
 def brightness_frame(image: Radiograph) -> FloatImage:
@@ -126,8 +139,19 @@ def reencode(unit: FloatImage, quality: int = JPEG_QUALITY) -> FloatImage:
     return out
 
 
-def normalize_array(values: npt.NDArray[np.floating] | npt.NDArray[np.integer]) -> Normalized:
-    """Normalize one 2-D brightness array (larger = brighter) of any dtype."""
+def work_size_for(short_side: int) -> int:
+    """The working size an input with this short side is analysed at."""
+    return WORK_SIZE if short_side >= SMALL_SIDE else SMALL_WORK_SIZE
+
+
+def normalize_array(
+    values: npt.NDArray[np.floating] | npt.NDArray[np.integer], work_size: int | None = None
+) -> Normalized:
+    """Normalize one 2-D brightness array (larger = brighter) of any dtype.
+
+    ``work_size`` forces a working size (used to build the thumbnail reference from full-size
+    images); by default it follows from the input's short side (:func:`work_size_for`).
+    """
     arr = np.asarray(values, dtype=np.float32)
     if arr.ndim != 2:
         raise InputError(f"expected one 2-D frame, got shape {arr.shape}")
@@ -138,20 +162,23 @@ def normalize_array(values: npt.NDArray[np.floating] | npt.NDArray[np.integer]) 
         arr = np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
     unit, problems = stretch(arr)
     short = min(h, w)
-    if short < SMALL_SIDE:
-        problems.append(f"the image is small ({h} x {w}); it was up-sampled to {WORK_SIZE} px, which hides noise")
-    scale = WORK_SIZE / short
-    rows, cols = max(WORK_SIZE, round(h * scale)), max(WORK_SIZE, round(w * scale))
+    size = work_size_for(short) if work_size is None else work_size
+    if short < TOO_SMALL_SIDE:
+        problems.append(
+            f"the image is small ({h} x {w}); up-sampling it to {size} px would hide the noise the cues measure"
+        )
+    scale = size / short
+    rows, cols = max(size, round(h * scale)), max(size, round(w * scale))
     resized = _resize(unit, rows, cols)
-    top, left = (rows - WORK_SIZE) // 2, (cols - WORK_SIZE) // 2
-    square = resized[top : top + WORK_SIZE, left : left + WORK_SIZE]
+    top, left = (rows - size) // 2, (cols - size) // 2
+    square = resized[top : top + size, left : left + size]
     pixels = reencode(square)
     if short > PREVIEW_SIZE:
         ratio = PREVIEW_SIZE / short
         preview = _resize(unit, round(h * ratio), round(w * ratio))
     else:
         preview = unit
-    crop = (round(top / scale), round(left / scale), round(WORK_SIZE / scale), round(WORK_SIZE / scale))
+    crop = (round(top / scale), round(left / scale), round(size / scale), round(size / scale))
     return Normalized(
         pixels=pixels,
         original_shape=(h, w),
@@ -162,9 +189,9 @@ def normalize_array(values: npt.NDArray[np.floating] | npt.NDArray[np.integer]) 
     )
 
 
-def normalize(image: Radiograph) -> Normalized:
+def normalize(image: Radiograph, work_size: int | None = None) -> Normalized:
     """Normalize a :class:`~radproof.imaging.Radiograph` (frame 0) for the detector."""
-    result = normalize_array(brightness_frame(image))
+    result = normalize_array(brightness_frame(image), work_size)
     extra: list[str] = []
     if image.bits_stored == 1:
         extra.append("the image is 1-bit (binary)")

@@ -14,7 +14,7 @@ from radproof.detect.evaluate import (
     Fitted,
     leave_one_generator_out,
     leave_one_set_out,
-    measure_items,
+    measure_items_at,
     measure_processed,
     metadata_only_auc,
     metrics,
@@ -23,6 +23,7 @@ from radproof.detect.evaluate import (
     read_manifest,
     subsample,
 )
+from radproof.detect.normalize import SMALL_WORK_SIZE
 
 
 def run_evaluation(
@@ -38,9 +39,13 @@ def run_evaluation(
     items = read_manifest(manifest)
     detector = Detector.load(detector_dir)
     say(f"measuring {len(items)} images")
-    table = measure_items(
-        items, None, detector.model, progress=lambda k, n: say(f"  {k}/{n}") if k and k % 250 == 0 else None
-    )
+    every = 250
+
+    def count(k: int, n: int) -> None:
+        if k and k % every == 0:
+            say(f"  {k}/{n}")
+
+    table, small = measure_items_at(items, (None, SMALL_WORK_SIZE), None, detector.model, count)
     out: dict[str, Any] = {
         "manifest": str(manifest),
         "images": len(items),
@@ -53,18 +58,29 @@ def run_evaluation(
     }
     if protocol:
         say("hospital-style processing of the real images")
-        processed = measure_processed(
-            items, detector.model, progress=lambda k, n: say(f"  {k}/{n}") if k and k % 250 == 0 else None
+        processed, small_processed = measure_processed(
+            items, detector.model, progress=count, work_sizes=(None, SMALL_WORK_SIZE)
         )
         say("leave-one-generator-out")
         out["leave_one_generator_out"] = leave_one_generator_out(table, processed)
         say("leave-one-set-out")
         out["leave_one_set_out"] = leave_one_set_out(table, processed)
-    shipped = Fitted(detector.reference, detector.calibration)
+        say(f"the same protocol with every image as a {SMALL_WORK_SIZE} px thumbnail")
+        out["thumbnail"] = {
+            "work_size": SMALL_WORK_SIZE,
+            "leave_one_generator_out": leave_one_generator_out(small, small_processed, work_size=SMALL_WORK_SIZE),
+            "leave_one_set_out": leave_one_set_out(small, small_processed, work_size=SMALL_WORK_SIZE),
+        }
+    thumbnail = detector.thumbnail
+    shipped = Fitted(
+        detector.reference,
+        detector.calibration,
+        None if thumbnail is None else Fitted(thumbnail.reference, thumbnail.calibration, work_size=SMALL_WORK_SIZE),
+    )
     p = shipped.scores(table)
-    t = detector.calibration.threshold_synthetic
+    t = shipped.thresholds(table)
     out["shipped"] = {
-        "threshold": t,
+        "threshold": detector.calibration.threshold_synthetic,
         "note": "the shipped detector was fitted on this data when it is the development manifest (in-sample)",
         "overall": metrics(table.labels, p, t),
         "per_generator": per_group(table, p, t, "generator"),
@@ -121,16 +137,20 @@ def render_markdown(results: dict[str, Any]) -> str:
         "ece",
         "threshold",
     ]
+    set_cols = ["fold", "n_real", "specificity", "uncertain_or_synthetic", "median_probability", "threshold"]
     if "leave_one_generator_out" in results:
         parts.append("### Leave-one-generator-out (held-out generator vs 30 % held-out real images)\n")
         parts.append(_table(results["leave_one_generator_out"], metric_cols))
         parts.append("### Leave-one-set-out (specificity on a real set never seen in fitting)\n")
+        parts.append(_table(results["leave_one_set_out"], set_cols))
+    if "thumbnail" in results:
+        small = results["thumbnail"]
         parts.append(
-            _table(
-                results["leave_one_set_out"],
-                ["fold", "n_real", "specificity", "uncertain_or_synthetic", "median_probability", "threshold"],
-            )
+            f"### Thumbnails: the same protocol with every image shrunk to {small['work_size']} px "
+            "(the reference and calibration used for inputs under 192 px)\n"
         )
+        parts.append(_table(small["leave_one_generator_out"], metric_cols))
+        parts.append(_table(small["leave_one_set_out"], set_cols))
     shipped = results["shipped"]
     parts.append("### Shipped detector on this manifest (in-sample for the development data)\n")
     parts.append(_table([{"fold": "all", **shipped["overall"], "threshold": shipped["threshold"]}], metric_cols))

@@ -15,8 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from radproof.detect.evaluate import fit, measure_items, measure_processed, read_manifest
+from radproof.detect.evaluate import (
+    FeatureTable,
+    fit,
+    measure_items_at,
+    measure_processed,
+    read_manifest,
+    restrict,
+)
 from radproof.detect.model import OnnxModel
+from radproof.detect.normalize import SMALL_WORK_SIZE, WORK_SIZE
 from radproof.errors import InputError
 from radproof.fileio import atomic_write_bytes
 
@@ -51,28 +59,44 @@ def train_detector(
         if model_file.resolve() != onnx_path.resolve():
             shutil.copyfile(model_file, onnx_path)
     model = OnnxModel(onnx_path) if (cnn or model_file is not None) else None
-    say(f"measuring {len(items)} images")
-    table = measure_items(items, None, model)
+    # Main size: the images the detector would judge at it. Thumbnails: every image, shrunk.
+    sizes = (WORK_SIZE, SMALL_WORK_SIZE)
+    forced = (None, SMALL_WORK_SIZE)
+    say(f"measuring {len(items)} images at {' and '.join(f'{s} px' for s in sizes)}")
+    tables = measure_items_at(items, forced, None, model)
     say("measuring real images after hospital-style processing")
-    processed = measure_processed(items, model)
-    fitted = fit(
-        table,
-        np.ones(len(table.items), dtype=bool),
-        f"{int((table.labels == 0).sum())} real radiographs of {manifest.name}"
-        f" (+{len(processed.items)} processed copies)",
-        processed,
-    )
-    model_spec = None
-    if table.logits is not None:
-        real = table.logits[table.labels == 0]
-        model_spec = {
-            "file": MODEL_FILE,
-            "real_logit_quantiles": [float(v) for v in np.percentile(real, np.arange(0, 101))],
+    processed_tables = measure_processed(items, model, work_sizes=forced)
+    scales: dict[int, dict[str, Any]] = {}
+    measured: dict[int, tuple[FeatureTable, FeatureTable]] = {}
+    for size, table, processed in zip(sizes, tables, processed_tables, strict=True):
+        table = restrict(table, table.work_sizes() == size)
+        fitted = fit(
+            table,
+            np.ones(len(table.items), dtype=bool),
+            f"{int((table.labels == 0).sum())} real radiographs of {manifest.name} at {size} px"
+            f" (+{len(processed.items)} processed copies)",
+            processed,
+            work_size=size,
+        )
+        measured[size] = (table, processed)
+        scales[size] = {
+            "work_size": size,
+            "reference": fitted.reference.to_json(),
+            "calibration": fitted.calibration.to_json(),
         }
+        if table.logits is not None:
+            real = table.logits[table.labels == 0]
+            scales[size]["real_logit_quantiles"] = [float(v) for v in np.percentile(real, np.arange(0, 101))]
+    main = scales[WORK_SIZE]
+    table, processed = measured[WORK_SIZE]
+    model_spec = None
+    if "real_logit_quantiles" in main:
+        model_spec = {"file": MODEL_FILE, "real_logit_quantiles": main["real_logit_quantiles"]}
     config = {
         "version": 1,
-        "reference": fitted.reference.to_json(),
-        "calibration": fitted.calibration.to_json(),
+        "reference": main["reference"],
+        "calibration": main["calibration"],
+        "thumbnail": scales[SMALL_WORK_SIZE],
         "model": model_spec,
         "provenance": {
             "command": f"radproof train {manifest.name} -o {output.name}"
@@ -92,6 +116,7 @@ def train_detector(
         "output": str(output),
         "images": len(table.items),
         "skipped": len(table.failed),
-        "calibration": fitted.calibration.to_json(),
+        "calibration": main["calibration"],
+        "thumbnail_calibration": scales[SMALL_WORK_SIZE]["calibration"],
         "model": model_spec is not None,
     }
