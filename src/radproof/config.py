@@ -21,6 +21,9 @@ Precedence, highest first: values passed in code (command-line options), environ
     workers = 4
     batch_size = 16
 
+    [detector]
+    model = "/etc/radproof/detector"  # a folder written by `radproof adapt` (default: the shipped one)
+
 Other parts of radproof add their own section here; every section is a plain pydantic model.
 """
 
@@ -42,6 +45,7 @@ CONFIG_ENV = "RADPROOF_CONFIG"
 __all__ = [
     "CONFIG_ENV",
     "CheckSettings",
+    "DetectorSettings",
     "ReportSettings",
     "ScanSettings",
     "Settings",
@@ -106,6 +110,12 @@ class WatermarkSettings(_Section):
     key: Path | None = None
 
 
+class DetectorSettings(_Section):
+    """``[detector]``: which detector judges the pixels (see docs/detector.md, "Commissioning")."""
+
+    model: Path | None = Field(default=None, description="detector folder; None = the shipped detector")
+
+
 class ScanSettings(_Section):
     """``[scan]``: archive scans."""
 
@@ -137,6 +147,7 @@ class Settings(BaseSettings):
     trust: TrustSettings = Field(default_factory=TrustSettings)
     watermark: WatermarkSettings = Field(default_factory=WatermarkSettings)
     scan: ScanSettings = Field(default_factory=ScanSettings)
+    detector: DetectorSettings = Field(default_factory=DetectorSettings)
     report: ReportSettings = Field(default_factory=ReportSettings)
 
     def with_overrides(self, **sections: dict[str, Any]) -> Settings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,6 +28,23 @@ def png_bytes(pixels: np.ndarray, mode: str | None = None) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(pixels, mode=mode).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def tiny_manifest(folder: Path) -> Path:
+    """Real-like grainy images vs smooth 4x up-sampled ones (a toy, for the plumbing only)."""
+    rows = ["path,label,set,generator,body_part"]
+    rng = np.random.default_rng(0)
+    for k in range(24):
+        real = chest_like(320, seed=k, noise=float(rng.uniform(1.5, 4.0)))
+        (folder / f"r{k}.png").write_bytes(png_bytes(real))
+        rows.append(f"r{k}.png,real,{'a' if k % 2 else 'b'},,chest")
+        small = chest_like(80, seed=100 + k, noise=0.2)
+        fake = np.asarray(Image.fromarray(small).resize((320, 320), Image.Resampling.BILINEAR))
+        (folder / f"f{k}.png").write_bytes(png_bytes(fake))
+        rows.append(f"f{k}.png,synthetic,gen{k % 2},gen{k % 2},chest")
+    manifest = folder / "manifest.csv"
+    manifest.write_text("\n".join(rows) + "\n")
+    return manifest
 
 
 @pytest.fixture(scope="session")

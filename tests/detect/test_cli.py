@@ -11,7 +11,7 @@ from PIL import Image
 
 from radproof.cli import main
 
-from .conftest import chest_like, png_bytes
+from .conftest import chest_like, png_bytes, tiny_manifest
 
 
 @pytest.fixture(scope="module")
@@ -54,26 +54,9 @@ def test_detect_human_output(phantom_file: Path, capsys: pytest.CaptureFixture[s
     assert "synthetic probability" in out and "real radiographs" in out
 
 
-def _tiny_manifest(folder: Path) -> Path:
-    """Real-like grainy images vs smooth 4x up-sampled ones (a toy, for the plumbing only)."""
-    rows = ["path,label,set,generator,body_part"]
-    rng = np.random.default_rng(0)
-    for k in range(24):
-        real = chest_like(320, seed=k, noise=float(rng.uniform(1.5, 4.0)))
-        (folder / f"r{k}.png").write_bytes(png_bytes(real))
-        rows.append(f"r{k}.png,real,{'a' if k % 2 else 'b'},,chest")
-        small = chest_like(80, seed=100 + k, noise=0.2)
-        fake = np.asarray(Image.fromarray(small).resize((320, 320), Image.Resampling.BILINEAR))
-        (folder / f"f{k}.png").write_bytes(png_bytes(fake))
-        rows.append(f"f{k}.png,synthetic,gen{k % 2},gen{k % 2},chest")
-    manifest = folder / "manifest.csv"
-    manifest.write_text("\n".join(rows) + "\n")
-    return manifest
-
-
 @pytest.mark.slow
 def test_train_then_evaluate_on_a_toy_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    manifest = _tiny_manifest(tmp_path)
+    manifest = tiny_manifest(tmp_path)
     model_dir = tmp_path / "model"
     assert main(["train", str(manifest), "-o", str(model_dir)]) == 0
     config = json.loads((model_dir / "detector.json").read_text())
@@ -145,7 +128,7 @@ def test_train_with_the_network_end_to_end(tmp_path: Path, xray_dir: Path) -> No
     taef2 = xray_dir.parent.parent / "models" / "taef2"
     if not (taef2 / "taef2_decoder.pth").is_file():
         pytest.skip(f"taef2 weights not found at {taef2}")
-    manifest = _tiny_manifest(tmp_path)
+    manifest = tiny_manifest(tmp_path)
     out = tmp_path / "model"
     code = main(["train", str(manifest), "-o", str(out), "--cnn", "--taef2", str(taef2), "--epochs", "1"])
     assert code == 0

@@ -12,7 +12,7 @@ import pytest
 
 from radproof.detect import detect_file
 from radproof.detect.detector import Detector
-from radproof.detect.normalize import JPEG_QUALITY, WORK_SIZE
+from radproof.detect.normalize import JPEG_QUALITY, SMALL_WORK_SIZE, WORK_SIZE
 
 MODELS = Path(str(resources.files("radproof.detect") / "models"))
 
@@ -23,8 +23,26 @@ def test_shipped_files_are_small_and_consistent() -> None:
     assert "radproof train" in config["provenance"]["command"]
     onnx = MODELS / config["model"]["file"]
     assert onnx.stat().st_size <= 20 * 1024 * 1024
-    cal = config["calibration"]
-    assert 0 < cal["threshold_real"] < cal["threshold_synthetic"] < 1
+    for part in (config, config["thumbnail"]):
+        cal = part["calibration"]
+        assert 0 < cal["threshold_real"] < cal["threshold_synthetic"] < 1
+    assert config["thumbnail"]["work_size"] == SMALL_WORK_SIZE and config["thumbnail"]["reference"]["n_images"] >= 1000
+
+
+def test_shipped_rows_reproduce_the_shipped_detector() -> None:
+    """`radproof adapt` refits from the stored rows: they must be exactly what the detector was fitted on."""
+    from radproof.detect.adapt import ROWS_FILE, load_rows
+    from radproof.detect.evaluate import fit
+
+    config = json.loads((MODELS / "detector.json").read_text())
+    assert (MODELS / ROWS_FILE).stat().st_size <= 2 * 1024 * 1024
+    rows = load_rows(MODELS / ROWS_FILE)
+    for size, part in ((WORK_SIZE, config), (SMALL_WORK_SIZE, config["thumbnail"])):
+        r = rows[size]
+        refit = fit(r.table, np.ones(len(r.table.items), dtype=bool), "x", r.processed, work_size=size)
+        assert refit.calibration.coef == pytest.approx(tuple(part["calibration"]["coef"]))
+        assert refit.calibration.threshold_synthetic == pytest.approx(part["calibration"]["threshold_synthetic"])
+        assert refit.reference.n_images == part["reference"]["n_images"]
 
 
 def test_model_runs_on_the_normalized_square() -> None:

@@ -1,4 +1,4 @@
-"""``radproof detect``, ``radproof evaluate`` and ``radproof train``: the deepfake detector's commands."""
+"""``radproof detect``, ``evaluate``, ``train`` and ``adapt``: the deepfake detector's commands."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ def register(app: typer.Typer) -> None:
     app.command("detect")(detect_command)
     app.command("evaluate")(evaluate_command)
     app.command("train")(train_command)
+    app.command("adapt")(adapt_command)
 
 
 def detect_command(
@@ -133,4 +134,51 @@ def train_command(
         progress=_progress,
     )
     console.print(json.dumps(summary, indent=2))
+    raise typer.Exit(int(Exit.OK))
+
+
+def adapt_command(
+    paths: Annotated[list[Path], typer.Argument(help="Real radiographs of the site: files or folders (recursive).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the adapted detector.")],
+    model: Annotated[
+        Path | None, typer.Option("--model", help="Detector folder to adapt (default: the shipped one).")
+    ] = None,
+    name: Annotated[str, typer.Option("--name", help="Name of the site (recorded in the detector).")] = "site",
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
+) -> None:
+    """Commission the detector at a site: refit it with the site's own real radiographs.
+
+    Every image given must be a real radiograph of the site (at least 20). The network is kept;
+    the reference and calibration are refitted. Use the result with `radproof detect --model DIR`
+    or `[detector] model = "DIR"` in the configuration.
+    """
+    from rich.markup import escape
+
+    from radproof.detect.adapt import adapt_detector
+
+    def progress(k: int, n: int) -> None:
+        if not json_out and k and k % 50 == 0:
+            _progress(f"  {k}/{n} images measured")
+
+    summary = adapt_detector(paths, output, base=model, site=name, progress=progress)
+    if json_out:
+        print_json_line(summary)
+        raise typer.Exit(int(Exit.OK))
+    console.print(
+        f"adapted detector written to [bold]{escape(str(output))}[/]: {summary['used']} of {summary['images']} "
+        f"images of {escape(name)} used",
+        soft_wrap=True,
+    )
+    console.print(
+        f"  site images judged synthetic: {summary['site_flagged_before']:.1%} before, "
+        f"{summary['site_flagged_after']:.1%} after (images the fit has seen)",
+        soft_wrap=True,
+    )
+    console.print(
+        f"  development fakes judged synthetic: {summary['development_fakes_flagged_before']:.1%} before, "
+        f"{summary['development_fakes_flagged_after']:.1%} after",
+        soft_wrap=True,
+    )
+    for skipped in summary["skipped"]:
+        err_console.print(f"  skipped {escape(skipped['path'])}: {escape(skipped['reason'])}", soft_wrap=True)
     raise typer.Exit(int(Exit.OK))

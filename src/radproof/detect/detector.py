@@ -288,3 +288,9 @@ def _heatmap(norm: Normalized, score: PixelScore) -> npt.NDArray[np.float32]:
 def default_detector() -> Detector:
     """The shipped detector, loaded once per process."""
     return Detector.load()
+
+
+@lru_cache(maxsize=4)
+def detector_from(folder: str | None) -> Detector:
+    """The detector in ``folder`` (None: the shipped one), loaded once per process."""
+    return default_detector() if folder is None else Detector.load(folder)

@@ -557,6 +557,67 @@ def leave_one_set_out(
     return results
 
 
+def _site_half(item: Item) -> bool:
+    """A fixed half of a source's images, used to adapt the detector to that source."""
+    return hashlib.sha256(("site:" + item.path.name).encode()).digest()[0] < 128
+
+
+#: Fewest images a real set needs to take part in the site-adaptation table (half adapt, half test).
+SITE_MIN_IMAGES = 40
+
+
+def site_adaptation(
+    table: FeatureTable, processed: FeatureTable | None = None, *, work_size: int = WORK_SIZE
+) -> list[dict[str, Any]]:
+    """What commissioning at a new site (``radproof adapt``) buys, and what it costs.
+
+    For each real set with at least :data:`SITE_MIN_IMAGES` images and each generator: fit without
+    the set, without the generator and without the 30 % real hold-out (unadapted), and again with
+    a fixed half of the set added (adapted). Specificity is measured on the set's other half,
+    sensitivity on the held-out generator, both at the fold's own threshold; the table gives the
+    mean over the generators (``sensitivity_*`` per generator in ``by_generator``).
+    """
+    table = restrict(table, table.work_sizes() == work_size)
+    real_test = np.array([i.label == 0 and _holdout(i) for i in table.items])
+    gens = sorted({i.generator for i in table.items if i.label == 1})
+    sets = sorted({i.set for i in table.items if i.label == 0})
+    results = []
+    for s in sets:
+        is_s = np.array([i.label == 0 and i.set == s for i in table.items])
+        if is_s.sum() < SITE_MIN_IMAGES:
+            continue
+        adapt = is_s & np.array([_site_half(i) for i in table.items])
+        test = is_s & ~adapt
+        # As `radproof adapt` does: the site's images join as they are, without processed copies.
+        others = None if processed is None else restrict(processed, np.array([i.set != s for i in processed.items]))
+        spec: dict[str, list[float]] = {"unadapted": [], "adapted": []}
+        sens: dict[str, list[float]] = {"unadapted": [], "adapted": []}
+        for g in gens:
+            is_g = np.array([i.label == 1 and i.generator == g for i in table.items])
+            base = ~is_g & ~real_test & ~is_s
+            for mode, train in (("unadapted", base), ("adapted", base | adapt)):
+                fitted = fit(table, train, f"fold without {s} and {g} ({mode})", others, work_size=work_size)
+                t = fitted.calibration.threshold_synthetic
+                spec[mode].append(float(np.mean(fitted.scores(table, test) < t)))
+                sens[mode].append(float(np.mean(fitted.scores(table, is_g) >= t)))
+        results.append(
+            {
+                "fold": f"real set={s}",
+                "n_adapt": int(adapt.sum()),
+                "n_test": int(test.sum()),
+                "specificity_unadapted": float(np.mean(spec["unadapted"])),
+                "specificity_adapted": float(np.mean(spec["adapted"])),
+                "sensitivity_unadapted": float(np.mean(sens["unadapted"])),
+                "sensitivity_adapted": float(np.mean(sens["adapted"])),
+                "by_generator": {
+                    g: {"unadapted": su, "adapted": sa}
+                    for g, su, sa in zip(gens, sens["unadapted"], sens["adapted"], strict=True)
+                },
+            }
+        )
+    return results
+
+
 def per_group(table: FeatureTable, p: FloatArray, threshold: float | FloatArray, key: str) -> list[dict[str, Any]]:
     """Per set / generator / body part: detection rate (fakes) or specificity (reals) at ``threshold``
     (one, or one per row)."""

@@ -21,6 +21,7 @@ from radproof.detect.evaluate import (
     per_group,
     perturbation_suite,
     read_manifest,
+    site_adaptation,
     subsample,
 )
 from radproof.detect.normalize import SMALL_WORK_SIZE
@@ -65,6 +66,8 @@ def run_evaluation(
         out["leave_one_generator_out"] = leave_one_generator_out(table, processed)
         say("leave-one-set-out")
         out["leave_one_set_out"] = leave_one_set_out(table, processed)
+        say("site adaptation")
+        out["site_adaptation"] = site_adaptation(table, processed)
         say(f"the same protocol with every image as a {SMALL_WORK_SIZE} px thumbnail")
         out["thumbnail"] = {
             "work_size": SMALL_WORK_SIZE,
@@ -143,6 +146,25 @@ def render_markdown(results: dict[str, Any]) -> str:
         parts.append(_table(results["leave_one_generator_out"], metric_cols))
         parts.append("### Leave-one-set-out (specificity on a real set never seen in fitting)\n")
         parts.append(_table(results["leave_one_set_out"], set_cols))
+    if "site_adaptation" in results:
+        parts.append(
+            "### Site adaptation (`radproof adapt`): a real set left out, then half of it added; "
+            "specificity on its other half, sensitivity on a held-out generator (mean over generators)\n"
+        )
+        parts.append(
+            _table(
+                results["site_adaptation"],
+                [
+                    "fold",
+                    "n_adapt",
+                    "n_test",
+                    "specificity_unadapted",
+                    "specificity_adapted",
+                    "sensitivity_unadapted",
+                    "sensitivity_adapted",
+                ],
+            )
+        )
     if "thumbnail" in results:
         small = results["thumbnail"]
         parts.append(

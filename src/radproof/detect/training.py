@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from radproof.detect.adapt import ROWS_FILE, Rows, save_rows
 from radproof.detect.evaluate import (
     FeatureTable,
     fit,
@@ -68,8 +69,11 @@ def train_detector(
     processed_tables = measure_processed(items, model, work_sizes=forced)
     scales: dict[int, dict[str, Any]] = {}
     measured: dict[int, tuple[FeatureTable, FeatureTable]] = {}
+    rows: dict[int, Rows] = {}
     for size, table, processed in zip(sizes, tables, processed_tables, strict=True):
         table = restrict(table, table.work_sizes() == size)
+        processed = restrict(processed, processed.work_sizes() == size)
+        rows[size] = Rows(table, processed)
         fitted = fit(
             table,
             np.ones(len(table.items), dtype=bool),
@@ -109,6 +113,7 @@ def train_detector(
             "processed_real_copies": len(processed.items),
         },
     }
+    save_rows(output / ROWS_FILE, rows)  # what `radproof adapt` refits from
     atomic_write_bytes(output / "detector.json", json.dumps(config, indent=1).encode("utf-8"))
     if not cnn and model_file is None and onnx_path.exists():
         onnx_path.unlink()

@@ -36,6 +36,7 @@ class Layers:
     trust: TrustStore | None = None
     key: WatermarkKey | None = None
     show_phi: bool = False
+    detector: Path | None = None  # detector folder; None = the shipped one (loaded once per process)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, passphrase: bytes | None = None) -> Layers:
@@ -67,7 +68,17 @@ class Layers:
             from radproof.watermark import load_key
 
             key = load_key(settings.watermark.key, passphrase)
-        return cls(policy=policy, trust=trust, key=key, show_phi=settings.report.show_phi)
+        if settings.detector.model is not None and policy.use_detector:
+            from radproof.detect.detector import detector_from
+
+            detector_from(str(settings.detector.model))  # fail early on a bad folder
+        return cls(
+            policy=policy,
+            trust=trust,
+            key=key,
+            show_phi=settings.report.show_phi,
+            detector=settings.detector.model,
+        )
 
 
 @dataclass
@@ -133,8 +144,10 @@ def gather(data: bytes, name: str, layers: Layers) -> Gathered:
     if policy.use_detector:
         try:
             from radproof.detect import detect
+            from radproof.detect.detector import detector_from
 
-            detection = detect(image, data=data)
+            folder = None if layers.detector is None else str(layers.detector)
+            detection = detect(image, data=data, detector=detector_from(folder))
             decisive = [h for h in getattr(detection, "hints", ()) if getattr(h, "severity", None) == "decisive"]
             declared = "; ".join(str(getattr(h, "message", h)) for h in decisive) or None
         except RadproofError as exc:

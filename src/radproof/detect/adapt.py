@@ -1,0 +1,224 @@
+"""Commissioning the detector at a site: add a hospital's own real radiographs to the reference.
+
+Every hospital processes its images in its own way (detector, vendor look-up tables, contrast
+equalization, export resizing and compression), and a reference built from other sources can
+mistake an unfamiliar chain for generation. Measured on the development data, leaving a real set
+out and then adding half of its images (the other half tested) raises its specificity, e.g. for
+CLAHE-processed knee images and web-sourced knee radiographs with implants (docs/detector.md).
+
+:func:`adapt_detector` refits the detector on the rows it was trained on (stored beside it, see
+:func:`save_rows`) plus the site's images, all of them real: the network is unchanged, the
+reference and calibration of both working sizes are refitted, and the new detector folder records
+where it came from. Only cue values and network logits are stored, never pixels.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from radproof.detect.evaluate import (
+    FeatureTable,
+    Fitted,
+    Item,
+    concat_tables,
+    fit,
+    measure_items_at,
+    restrict,
+)
+from radproof.detect.model import OnnxModel
+from radproof.detect.normalize import SMALL_WORK_SIZE, WORK_SIZE
+from radproof.errors import ConfigError, InputError
+from radproof.fileio import atomic_write_bytes
+
+#: File beside detector.json holding the cue rows the detector was fitted on.
+ROWS_FILE = "detector-rows.npz"
+#: Fewest usable site images accepted (fewer say little about a site's processing).
+MIN_SITE_IMAGES = 20
+SIZES = (WORK_SIZE, SMALL_WORK_SIZE)
+
+
+@dataclass(frozen=True)
+class Rows:
+    """The rows one working size was fitted on: the table and the processed copies of its reals."""
+
+    table: FeatureTable
+    processed: FeatureTable
+
+
+def _arrays(table: FeatureTable, prefix: str) -> dict[str, npt.NDArray[Any]]:
+    return {
+        f"{prefix}values": table.values,
+        f"{prefix}logits": table.logits if table.logits is not None else np.zeros(0),
+        f"{prefix}labels": table.labels,
+        f"{prefix}sets": np.array([i.set for i in table.items], dtype=str),
+        f"{prefix}keys": np.array([i.path.name for i in table.items], dtype=str),
+    }
+
+
+def save_rows(path: Path, rows: dict[int, Rows]) -> None:
+    """Write the fitted rows of every working size (cue values, logits, labels, source names)."""
+    arrays: dict[str, npt.NDArray[Any]] = {}
+    for size, r in rows.items():
+        arrays |= _arrays(r.table, f"s{size}_")
+        arrays |= _arrays(r.processed, f"s{size}_processed_")
+        arrays["names"] = np.array(r.table.names, dtype=str)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, allow_pickle=False, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _table(data: Any, prefix: str, names: list[str], size: int) -> FeatureTable:
+    labels = data[f"{prefix}labels"]
+    sets, keys = data[f"{prefix}sets"].tolist(), data[f"{prefix}keys"].tolist()
+    items = [
+        Item(path=Path(k), label=int(y), set=s, generator="real" if y == 0 else "synthetic", body_part="")
+        for k, y, s in zip(keys, labels.tolist(), sets, strict=True)
+    ]
+    logits = data[f"{prefix}logits"]
+    return FeatureTable(
+        items=items,
+        names=names,
+        values=np.asarray(data[f"{prefix}values"], dtype=np.float64).reshape(len(items), len(names)),
+        logits=np.asarray(logits, dtype=np.float64) if logits.size or not items else None,
+        sizes=np.full(len(items), size, dtype=np.int_),
+    )
+
+
+def load_rows(path: Path) -> dict[int, Rows]:
+    """The rows :func:`save_rows` wrote."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            names = data["names"].tolist()
+            return {
+                size: Rows(
+                    _table(data, f"s{size}_", names, size),
+                    _table(data, f"s{size}_processed_", names, size),
+                )
+                for size in SIZES
+                if f"s{size}_values" in data
+            }
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path} not found: this detector was built without its training rows (rebuild it with `radproof train`)"
+        ) from None
+    except (OSError, KeyError, ValueError) as exc:
+        raise ConfigError(f"{path} cannot be read ({exc})") from None
+
+
+def _site_items(paths: Sequence[Path], site: str) -> list[Item]:
+    from radproof.scan.discover import ScanItem, discover
+
+    found = [Path(s.locator) for s in discover(paths) if isinstance(s, ScanItem)]
+    return [Item(path=p, label=0, set=site, generator="real", body_part="") for p in found]
+
+
+def _rates(fitted: Fitted, table: FeatureTable, mask: npt.NDArray[np.bool_]) -> float:
+    """Share of the selected rows at or over the synthetic threshold."""
+    if not mask.any():
+        return float("nan")
+    return float(np.mean(fitted.scores(table, mask) >= fitted.calibration.threshold_synthetic))
+
+
+def adapt_detector(
+    paths: Sequence[Path],
+    output: Path,
+    *,
+    base: Path | None = None,
+    site: str = "site",
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Refit the detector in ``base`` (default: the shipped one) with the real images under ``paths``.
+
+    Writes ``output/detector.json``, the network (unchanged) and the rows (the base's plus the
+    site's, so a site can be adapted again later). Returns a summary: images used and skipped, and
+    for the site's images and the development fakes the share flagged synthetic before and after
+    (both measured on images the fit has seen: a guide, not a test).
+    """
+    base_dir = Path(str(resources.files("radproof.detect") / "models")) if base is None else Path(base)
+    try:
+        config = json.loads((base_dir / "detector.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{base_dir / 'detector.json'} not found") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{base_dir / 'detector.json'} cannot be read ({exc})") from None
+    rows = load_rows(base_dir / ROWS_FILE)
+    if set(rows) != set(SIZES) or not config.get("thumbnail"):
+        raise ConfigError(f"{base_dir}: the detector lacks a working size; rebuild it with `radproof train`")
+    spec = config.get("model")
+    model = OnnxModel(base_dir / str(spec["file"])) if spec else None
+    if (model is None) != (rows[WORK_SIZE].table.logits is None):
+        raise ConfigError(f"{base_dir}: the stored rows and the network do not match")
+    items = _site_items(paths, site)
+    if site in {i.set for i in rows[WORK_SIZE].table.items}:
+        raise InputError(f"the detector already holds a source named {site!r}; choose another --name")
+    site_tables = measure_items_at(items, (None, SMALL_WORK_SIZE), None, model, progress)
+    main_site = restrict(site_tables[0], site_tables[0].work_sizes() == WORK_SIZE)
+    if len(main_site.items) < MIN_SITE_IMAGES:
+        raise InputError(
+            f"{len(main_site.items)} usable site images at full size (of {len(items)} found); "
+            f"at least {MIN_SITE_IMAGES} real radiographs of the site are needed"
+        )
+    scales: dict[int, dict[str, Any]] = {}
+    new_rows: dict[int, Rows] = {}
+    summary: dict[str, Any] = {"site": site, "images": len(items), "skipped": site_tables[0].failed}
+    for size, site_table in zip(SIZES, site_tables, strict=True):
+        site_table = restrict(site_table, site_table.work_sizes() == size)
+        old = rows[size]
+        table = concat_tables([old.table, site_table])
+        every = np.ones(len(table.items), dtype=bool)
+        description = (
+            f"{int((table.labels == 0).sum())} real radiographs at {size} px, {len(site_table.items)} of them "
+            f"from {site} (+{len(old.processed.items)} processed copies)"
+        )
+        before = fit(old.table, np.ones(len(old.table.items), dtype=bool), "base", old.processed, work_size=size)
+        after = fit(table, every, description, old.processed, work_size=size)
+        is_site = np.array([i.set == site for i in table.items])
+        fake = table.labels == 1
+        if size == WORK_SIZE:
+            site_before = float(np.mean(before.scores(site_table) >= before.calibration.threshold_synthetic))
+            summary |= {
+                "used": len(site_table.items),
+                "site_flagged_before": site_before,
+                "site_flagged_after": _rates(after, table, is_site),
+                "development_fakes_flagged_before": _rates(before, old.table, old.table.labels == 1),
+                "development_fakes_flagged_after": _rates(after, table, fake),
+            }
+        scales[size] = {
+            "work_size": size,
+            "reference": after.reference.to_json(),
+            "calibration": after.calibration.to_json(),
+        }
+        if table.logits is not None:
+            real = table.logits[table.labels == 0]
+            scales[size]["real_logit_quantiles"] = [float(v) for v in np.percentile(real, np.arange(0, 101))]
+        new_rows[size] = Rows(table, old.processed)
+    output.mkdir(parents=True, exist_ok=True)
+    main = scales[WORK_SIZE]
+    new_config = {
+        "version": 1,
+        "reference": main["reference"],
+        "calibration": main["calibration"],
+        "thumbnail": scales[SMALL_WORK_SIZE],
+        "model": None if spec is None else {**spec, "real_logit_quantiles": main.get("real_logit_quantiles", [])},
+        "provenance": {
+            **config.get("provenance", {}),
+            "adapted": [*config.get("provenance", {}).get("adapted", []), {"site": site, "images": summary["used"]}],
+        },
+    }
+    if spec is not None and output.resolve() != base_dir.resolve():
+        shutil.copyfile(base_dir / str(spec["file"]), output / str(spec["file"]))
+    save_rows(output / ROWS_FILE, new_rows)
+    atomic_write_bytes(output / "detector.json", json.dumps(new_config, indent=1).encode("utf-8"))
+    summary["output"] = str(output)
+    summary["skipped"] = [{"path": str(i.path), "reason": r} for i, r in summary["skipped"]]
+    return summary
