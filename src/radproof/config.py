@@ -243,7 +243,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
         return value
 
     out = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
-    for section, keys in (("trust", ("ca", "crl")), ("watermark", ("key",))):
+    for section, keys in (("trust", ("ca", "crl")), ("watermark", ("key",)), ("detector", ("model",))):
         if isinstance(out.get(section), dict):
             for key in keys:
                 if key in out[section]:

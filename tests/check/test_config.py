@@ -34,11 +34,16 @@ def test_defaults_without_file() -> None:
 
 
 def test_file_values_and_relative_paths(tmp_path: Path) -> None:
-    cfg = write(tmp_path, '[check]\nprofile = "pacs"\n[trust]\nca = "keys/ca.pem"\n[watermark]\nkey = "/abs/wm.key"\n')
+    cfg = write(
+        tmp_path,
+        '[check]\nprofile = "pacs"\n[trust]\nca = "keys/ca.pem"\n[watermark]\nkey = "/abs/wm.key"\n'
+        '[detector]\nmodel = "site-detector"\n',
+    )
     s = load_settings(cfg)
     assert s.check.policy().require_trusted_signature is True
     assert s.trust.ca == [tmp_path / "keys" / "ca.pem"]
     assert s.watermark.key == Path("/abs/wm.key")
+    assert s.detector.model == tmp_path / "site-detector"
 
 
 def test_environment_beats_file_and_merges_sections(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
