@@ -32,7 +32,7 @@ def _site(folder: Path, first: int, count: int) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for k in range(first, first + count):
-        path = folder / f"s{k}.png"
+        path = folder / f"patient-doe-jane-{k}.png"
         path.write_bytes(png_bytes(chest_like(320, seed=500 + k, noise=1.0)))
         paths.append(path)
     return paths
@@ -69,6 +69,11 @@ def test_adapting_to_a_site_stops_flagging_its_new_images(toy_detector: Path, tm
     assert all(adapted.detect_file(p).verdict == "synthetic" for p in fakes)
     config = json.loads((tmp_path / "adapted" / "detector.json").read_text())
     assert config["provenance"]["adapted"] == [{"site": "hospital-a", "images": 24}]
+    # no file name of the site (which may name a patient) is kept, in the rows or the configuration
+    with np.load(tmp_path / "adapted" / ROWS_FILE) as data:
+        texts = [str(v) for name in data.files if data[name].dtype.kind == "U" for v in data[name].tolist()]
+    texts.append((tmp_path / "adapted" / "detector.json").read_text())
+    assert not any("doe-jane" in t for t in texts)
     # adapting again stacks on the stored rows; the same site name twice is refused
     with pytest.raises(InputError, match="already holds"):
         adapt_detector([tmp_path / "site"], tmp_path / "again", base=tmp_path / "adapted", site="hospital-a")

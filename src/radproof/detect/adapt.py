@@ -9,11 +9,13 @@ CLAHE-processed knee images and web-sourced knee radiographs with implants (docs
 :func:`adapt_detector` refits the detector on the rows it was trained on (stored beside it, see
 :func:`save_rows`) plus the site's images, all of them real: the network is unchanged, the
 reference and calibration of both working sizes are refitted, and the new detector folder records
-where it came from. Only cue values and network logits are stored, never pixels.
+where it came from. Only cue values, network logits, labels, source names and hashed keys are
+stored: no pixels, no file names.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shutil
@@ -61,8 +63,14 @@ def _arrays(table: FeatureTable, prefix: str) -> dict[str, npt.NDArray[Any]]:
         f"{prefix}logits": table.logits if table.logits is not None else np.zeros(0),
         f"{prefix}labels": table.labels,
         f"{prefix}sets": np.array([i.set for i in table.items], dtype=str),
-        f"{prefix}keys": np.array([i.path.name for i in table.items], dtype=str),
+        f"{prefix}keys": np.array([_opaque(i.path.name) for i in table.items], dtype=str),
     }
+
+
+def _opaque(name: str) -> str:
+    """A key that links a processed copy to its original without keeping the file name (which, at
+    a hospital, may hold a patient's name)."""
+    return hashlib.sha256(name.encode("utf-8")).hexdigest()[:16]
 
 
 def save_rows(path: Path, rows: dict[int, Rows]) -> None:

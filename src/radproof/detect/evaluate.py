@@ -175,6 +175,7 @@ PERTURBATIONS: dict[str, Callable[[Radiograph], Radiograph]] = {
     "jpeg75": _jpeg(75),
     "jpeg50": _jpeg(50),
     "resize0.5": _resize(0.5),
+    "resize0.75": _resize(0.75),
     "resize1.5": _resize(1.5),
     "crop": _crop,
     "blur": _blur,
