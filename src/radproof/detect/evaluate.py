@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -656,7 +657,10 @@ def metadata_only_auc(items: Sequence[Item], normalized_view: bool) -> float:
             rows.append([float(WORK_SIZE), float(WORK_SIZE), 8.0, 1.0, 0.0])
             continue
         try:
-            with Image.open(item.path) as im:
+            with warnings.catch_warnings():  # corrupt EXIF blocks in some files
+                warnings.simplefilter("ignore")
+                im = Image.open(item.path)
+            with im:
                 w, h = im.size
                 fmt = im.format or ""
         except Exception:

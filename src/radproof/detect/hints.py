@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -246,7 +247,10 @@ def _jpeg_quality(data: bytes) -> int | None:
     from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with warnings.catch_warnings():  # a corrupt EXIF block is the file's problem, not the user's screen
+            warnings.simplefilter("ignore")
+            im = Image.open(io.BytesIO(data))
+        with im:
             tables: Any = getattr(im, "quantization", None)
             if not tables:
                 return None
