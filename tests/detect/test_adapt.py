@@ -61,6 +61,7 @@ def test_adapting_to_a_site_stops_flagging_its_new_images(toy_detector: Path, tm
     summary = adapt_detector([tmp_path / "site"], tmp_path / "adapted", base=toy_detector, site="hospital-a")
     assert summary["used"] == len(commissioning) and summary["skipped"] == []
     assert summary["site_flagged_after"] < summary["site_flagged_before"]
+    assert summary["site_flagged_unseen"] is None  # under 40 images there is no two-fold estimate
     adapted = Detector.load(tmp_path / "adapted")
     flagged_after = [adapted.detect_file(p).verdict == "synthetic" for p in later]
     assert np.mean(flagged_after) < np.mean(flagged_before)
@@ -117,3 +118,17 @@ def test_check_uses_the_configured_detector(toy_detector: Path, tmp_path: Path) 
     broken = load_settings().with_overrides(detector={"model": tmp_path / "missing"})
     with pytest.raises(ConfigError, match="not found"):
         Layers.from_settings(broken)
+
+
+def test_two_fold_estimate_for_the_sites_next_images(toy_detector: Path, tmp_path: Path) -> None:
+    """With 40 or more images, each half is judged by a detector adapted on the other half."""
+    site = _site(tmp_path / "site", 0, 40)
+    summary = adapt_detector([tmp_path / "site"], tmp_path / "adapted", base=toy_detector)
+    unseen = summary["site_flagged_unseen"]
+    assert unseen is not None and summary["site_flagged_after"] <= unseen < summary["site_flagged_before"]
+    # and it agrees with adapting on one half and testing the other by hand
+    half = sorted(site)[:20]
+    adapt_detector(half, tmp_path / "half", base=toy_detector)
+    adapted = Detector.load(tmp_path / "half")
+    by_hand = np.mean([adapted.detect_file(p).verdict == "synthetic" for p in sorted(site)[20:]])
+    assert abs(by_hand - unseen) <= 0.2

@@ -174,6 +174,13 @@ def adapt_command(
         f"{summary['site_flagged_after']:.1%} after (images the fit has seen)",
         soft_wrap=True,
     )
+    unseen = summary["site_flagged_unseen"]
+    if unseen is not None:
+        console.print(
+            f"  site images judged synthetic by a detector adapted on the other half of them (the estimate "
+            f"for new images of the site): {unseen:.1%}",
+            soft_wrap=True,
+        )
     console.print(
         f"  development fakes judged synthetic: {summary['development_fakes_flagged_before']:.1%} before, "
         f"{summary['development_fakes_flagged_after']:.1%} after",
