@@ -48,6 +48,16 @@ def test_detect_reports_bad_files_and_exits_2(tmp_path: Path, capsys: pytest.Cap
     assert "error" in out[0] and out[1]["verdict"] in ("real", "synthetic", "uncertain")
 
 
+def test_detect_walks_folders(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.png").write_bytes(png_bytes(chest_like(300, seed=1)))
+    (tmp_path / "b.png").write_bytes(png_bytes(chest_like(300, seed=2)))
+    (tmp_path / "notes.txt").write_text("not an image")
+    code = main(["detect", str(tmp_path), "--json"])
+    paths = sorted(json.loads(line)["path"] for line in capsys.readouterr().out.splitlines())
+    assert code in (0, 1) and paths == sorted([str(tmp_path / "b.png"), str(tmp_path / "sub" / "a.png")])
+
+
 def test_detect_human_output(phantom_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     main(["detect", str(phantom_file)])
     out = capsys.readouterr().out

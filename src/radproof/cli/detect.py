@@ -19,7 +19,9 @@ def register(app: typer.Typer) -> None:
 
 
 def detect_command(
-    files: Annotated[list[Path], typer.Argument(help="Radiographs to examine (DICOM, PNG, JPEG, TIFF).")],
+    files: Annotated[
+        list[Path], typer.Argument(help="Radiographs to examine (DICOM, PNG, JPEG, TIFF), or folders (recursive).")
+    ],
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per file (JSON Lines).")] = False,
     explain: Annotated[
         Path | None, typer.Option("--explain", help="Write a heatmap PNG per file into this folder.")
@@ -38,6 +40,7 @@ def detect_command(
             raise InputError(f"--explain {explain} is not a folder")
         explain.mkdir(parents=True, exist_ok=True)
     detector = Detector.load(model)
+    files = _expand_folders(files)
     code = Exit.OK
     for path, result in zip(files, detector.detect_files(files), strict=True):
         if isinstance(result, InputError):
@@ -66,6 +69,19 @@ def detect_command(
         if heat is not None:
             console.print(f"  heatmap: {escape(str(heat))}", soft_wrap=True)
     raise typer.Exit(int(code))
+
+
+def _expand_folders(targets: list[Path]) -> list[Path]:
+    """Files as given (a missing one is reported in turn); folders replaced by the images under them."""
+    from radproof.scan.discover import ScanItem, discover
+
+    out: list[Path] = []
+    for target in targets:
+        if target.is_dir():
+            out += [Path(s.locator) for s in discover([target]) if isinstance(s, ScanItem)]
+        else:
+            out.append(target)
+    return out
 
 
 def evaluate_command(
