@@ -53,9 +53,14 @@ def test_detect_walks_folders(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     (tmp_path / "sub" / "a.png").write_bytes(png_bytes(chest_like(300, seed=1)))
     (tmp_path / "b.png").write_bytes(png_bytes(chest_like(300, seed=2)))
     (tmp_path / "notes.txt").write_text("not an image")
-    code = main(["detect", str(tmp_path), "--json"])
+    (tmp_path / "sub" / "b.png").write_bytes(png_bytes(chest_like(300, seed=3)))
+    code = main(["detect", str(tmp_path), "--json", "--explain", str(tmp_path / "maps")])
     paths = sorted(json.loads(line)["path"] for line in capsys.readouterr().out.splitlines())
-    assert code in (0, 1) and paths == sorted([str(tmp_path / "b.png"), str(tmp_path / "sub" / "a.png")])
+    expected = [tmp_path / "b.png", tmp_path / "sub" / "a.png", tmp_path / "sub" / "b.png"]
+    assert code in (0, 1) and paths == sorted(str(p) for p in expected)
+    # two b.png in different folders get two heatmaps
+    maps = sorted(p.name for p in (tmp_path / "maps").iterdir())
+    assert maps == ["a.png.heatmap.png", "b.png-2.heatmap.png", "b.png.heatmap.png"]
 
 
 def test_detect_human_output(phantom_file: Path, capsys: pytest.CaptureFixture[str]) -> None:

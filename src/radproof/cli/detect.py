@@ -41,6 +41,7 @@ def detect_command(
         explain.mkdir(parents=True, exist_ok=True)
     detector = Detector.load(model)
     files = _expand_folders(files)
+    used: set[str] = set()  # heatmap names: two a.png in different folders must not overwrite each other
     code = Exit.OK
     for path, result in zip(files, detector.detect_files(files), strict=True):
         if isinstance(result, InputError):
@@ -52,7 +53,7 @@ def detect_command(
             continue
         if result.verdict == "synthetic" and code == Exit.OK:
             code = Exit.FAILED
-        heat = write_heatmap(result, explain, path.name) if explain is not None else None
+        heat = write_heatmap(result, explain, _unique(path.name, used)) if explain is not None else None
         if json_out:
             print_json_line(result.to_dict())
             continue
@@ -69,6 +70,15 @@ def detect_command(
         if heat is not None:
             console.print(f"  heatmap: {escape(str(heat))}", soft_wrap=True)
     raise typer.Exit(int(code))
+
+
+def _unique(name: str, used: set[str]) -> str:
+    candidate, k = name, 1
+    while candidate in used:
+        k += 1
+        candidate = f"{name}-{k}"
+    used.add(candidate)
+    return candidate
 
 
 def _expand_folders(targets: list[Path]) -> list[Path]:
