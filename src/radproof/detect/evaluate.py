@@ -569,7 +569,12 @@ SITE_MIN_IMAGES = 40
 
 
 def site_adaptation(
-    table: FeatureTable, processed: FeatureTable | None = None, *, work_size: int = WORK_SIZE
+    table: FeatureTable,
+    processed: FeatureTable | None = None,
+    *,
+    work_size: int = WORK_SIZE,
+    max_adapt: int | None = None,
+    sets: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """What commissioning at a new site (``radproof adapt``) buys, and what it costs.
 
@@ -578,18 +583,24 @@ def site_adaptation(
     a fixed half of the set added (adapted). Specificity is measured on the set's other half,
     sensitivity on the held-out generator, both at the fold's own threshold; the table gives the
     mean over the generators (``sensitivity_*`` per generator in ``by_generator``).
+    ``max_adapt`` adds only the first images of that half (in a fixed hash order), to see how many a
+    site needs; ``sets`` limits the table to those real sets.
     """
     table = restrict(table, table.work_sizes() == work_size)
     real_test = np.array([i.label == 0 and _holdout(i) for i in table.items])
     gens = sorted({i.generator for i in table.items if i.label == 1})
-    sets = sorted({i.set for i in table.items if i.label == 0})
     results = []
-    for s in sets:
+    for s in sorted({i.set for i in table.items if i.label == 0}):
         is_s = np.array([i.label == 0 and i.set == s for i in table.items])
-        if is_s.sum() < SITE_MIN_IMAGES:
+        if is_s.sum() < SITE_MIN_IMAGES or (sets is not None and s not in sets):
             continue
         adapt = is_s & np.array([_site_half(i) for i in table.items])
         test = is_s & ~adapt
+        if max_adapt is not None:
+            names = {int(k): table.items[k].path.name for k in np.flatnonzero(adapt)}
+            order = sorted(names, key=lambda k: hashlib.sha256(names[k].encode()).digest())
+            adapt = np.zeros_like(adapt)
+            adapt[order[:max_adapt]] = True
         # As `radproof adapt` does: the site's images join as they are, without processed copies.
         others = None if processed is None else restrict(processed, np.array([i.set != s for i in processed.items]))
         spec: dict[str, list[float]] = {"unadapted": [], "adapted": []}
