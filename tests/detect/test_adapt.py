@@ -89,6 +89,11 @@ def test_adapt_refuses_too_few_images_and_a_detector_without_rows(toy_detector: 
     (bare / "detector.json").write_text((toy_detector / "detector.json").read_text())
     with pytest.raises(ConfigError, match="training rows"):
         adapt_detector([tmp_path / "few"], tmp_path / "out", base=bare)
+    good = (toy_detector / ROWS_FILE).read_bytes()
+    for broken in (good[: len(good) // 2], b"not an npz at all", b"\x93NUMPY garbage"):
+        (bare / ROWS_FILE).write_bytes(broken)
+        with pytest.raises(ConfigError, match="cannot be read"):
+            adapt_detector([tmp_path / "few"], tmp_path / "out", base=bare)
 
 
 def test_adapt_command_line(toy_detector: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

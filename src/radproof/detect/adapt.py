@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import shutil
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -119,7 +120,7 @@ def load_rows(path: Path) -> dict[int, Rows]:
         raise ConfigError(
             f"{path} not found: this detector was built without its training rows (rebuild it with `radproof train`)"
         ) from None
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise ConfigError(f"{path} cannot be read ({exc})") from None
 
 
