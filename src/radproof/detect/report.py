@@ -40,13 +40,14 @@ def run_evaluation(
     items = read_manifest(manifest)
     detector = Detector.load(detector_dir)
     say(f"measuring {len(items)} images")
-    every = 250
 
     def count(k: int, n: int) -> None:
-        if k and k % every == 0:
+        if k and k % 250 == 0:
             say(f"  {k}/{n}")
 
-    table, small = measure_items_at(items, (None, SMALL_WORK_SIZE), None, detector.model, count)
+    # The thumbnail protocol needs every image shrunk too: measured in the same pass (one load each).
+    sizes = (None, SMALL_WORK_SIZE) if protocol else (None,)
+    table, *small_tables = measure_items_at(items, sizes, None, detector.model, count)
     out: dict[str, Any] = {
         "manifest": str(manifest),
         "images": len(items),
@@ -71,8 +72,10 @@ def run_evaluation(
         say(f"the same protocol with every image as a {SMALL_WORK_SIZE} px thumbnail")
         out["thumbnail"] = {
             "work_size": SMALL_WORK_SIZE,
-            "leave_one_generator_out": leave_one_generator_out(small, small_processed, work_size=SMALL_WORK_SIZE),
-            "leave_one_set_out": leave_one_set_out(small, small_processed, work_size=SMALL_WORK_SIZE),
+            "leave_one_generator_out": leave_one_generator_out(
+                small_tables[0], small_processed, work_size=SMALL_WORK_SIZE
+            ),
+            "leave_one_set_out": leave_one_set_out(small_tables[0], small_processed, work_size=SMALL_WORK_SIZE),
         }
     thumbnail = detector.thumbnail
     shipped = Fitted(
