@@ -174,9 +174,9 @@ def adapt_command(
 ) -> None:
     """Commission the detector at a site: refit it with the site's own real radiographs.
 
-    Every image given must be a real radiograph of the site (at least 20). The network is kept;
-    the reference and calibration are refitted. Use the result with `radproof detect --model DIR`
-    or `[detector] model = "DIR"` in the configuration.
+    Give at least 20 images, all known to be real. The network is kept; reference and calibration are refitted.
+
+    Use the result with `radproof detect --model DIR`, or set \\[detector] model in the configuration.
     """
     from rich.markup import escape
 
