@@ -46,3 +46,19 @@ def test_site_adaptation_can_add_only_a_few_images_and_limit_sets() -> None:
     assert few[0]["n_adapt"] == 5
     none = site_adaptation(table, max_adapt=0, sets=["odd-site"])[0]
     assert none["specificity_adapted"] == none["specificity_unadapted"]
+
+
+def test_rows_without_a_fit_for_their_size_count_as_uncertain_not_synthetic() -> None:
+    from dataclasses import replace
+
+    from radproof.detect.evaluate import fit, metrics
+
+    table = _table()
+    fitted = fit(table, np.ones(len(table.items), dtype=bool), "all")
+    sizes = np.full(len(table.items), 256)
+    sizes[::2] = 128  # as if every second image were a thumbnail, with no thumbnail fit
+    mixed = replace(table, sizes=sizes)
+    p, t = fitted.scores(mixed), fitted.thresholds(mixed)
+    assert np.all(p[::2] == 0.5) and np.all(np.isinf(t[::2])) and np.all(np.isfinite(t[1::2]))
+    flagged = metrics(mixed.labels, p, t, ci=False)
+    assert flagged["sensitivity"] <= 0.5 + 1e-9  # the abstaining half of the fakes is not counted as caught

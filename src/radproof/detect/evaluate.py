@@ -381,9 +381,10 @@ class Fitted:
         return out
 
     def thresholds(self, table: FeatureTable) -> FloatArray:
-        """The synthetic threshold that applies to each row (its working size's)."""
+        """The synthetic threshold that applies to each row (its working size's; infinite where
+        this fit has no reference for that size: an "uncertain" answer never counts as synthetic)."""
         fits = [self.at(int(s)) for s in table.work_sizes()]
-        return np.array([(f or self).calibration.threshold_synthetic for f in fits])
+        return np.array([np.inf if f is None else f.calibration.threshold_synthetic for f in fits])
 
 
 def fit(
@@ -715,8 +716,7 @@ def _scores_with_unusable(
     failed_labels = np.array([i.label for i, _ in table.failed], dtype=np.int_)
     labels = np.concatenate([table.labels, failed_labels])
     probs = np.concatenate([p, np.full(failed_labels.size, 0.5)])
-    t = fitted.calibration.threshold_synthetic
-    thresholds = np.concatenate([fitted.thresholds(table), np.full(failed_labels.size, t)])
+    thresholds = np.concatenate([fitted.thresholds(table), np.full(failed_labels.size, np.inf)])
     return labels, probs, thresholds, failed_labels.size / max(1, labels.size)
 
 
