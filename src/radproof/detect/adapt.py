@@ -124,6 +124,20 @@ def load_rows(path: Path) -> dict[int, Rows]:
         raise ConfigError(f"{path} cannot be read ({exc})") from None
 
 
+def scale_json(fitted: Fitted, table: FeatureTable) -> dict[str, Any]:
+    """One working size's part of detector.json: reference, calibration and, with a network, where
+    the real images' logits fall (for the evidence sentence)."""
+    out: dict[str, Any] = {
+        "work_size": fitted.work_size,
+        "reference": fitted.reference.to_json(),
+        "calibration": fitted.calibration.to_json(),
+    }
+    if table.logits is not None:
+        real = table.logits[table.labels == 0]
+        out["real_logit_quantiles"] = [float(v) for v in np.percentile(real, np.arange(0, 101))]
+    return out
+
+
 def _site_items(paths: Sequence[Path], site: str) -> list[Item]:
     from radproof.scan.discover import ScanItem, discover
 
@@ -222,14 +236,7 @@ def adapt_detector(
                 "development_fakes_flagged_after": _rates(after, table, fake),
                 "site_flagged_unseen": _two_fold(table, old.processed, is_site, size),
             }
-        scales[size] = {
-            "work_size": size,
-            "reference": after.reference.to_json(),
-            "calibration": after.calibration.to_json(),
-        }
-        if table.logits is not None:
-            real = table.logits[table.labels == 0]
-            scales[size]["real_logit_quantiles"] = [float(v) for v in np.percentile(real, np.arange(0, 101))]
+        scales[size] = scale_json(after, table)
         new_rows[size] = Rows(table, old.processed)
     output.mkdir(parents=True, exist_ok=True)
     main = scales[WORK_SIZE]

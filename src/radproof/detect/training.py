@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from radproof.detect.adapt import ROWS_FILE, Rows, save_rows
+from radproof.detect.adapt import ROWS_FILE, Rows, save_rows, scale_json
 from radproof.detect.evaluate import (
     FeatureTable,
     fit,
@@ -83,14 +83,7 @@ def train_detector(
             work_size=size,
         )
         measured[size] = (table, processed)
-        scales[size] = {
-            "work_size": size,
-            "reference": fitted.reference.to_json(),
-            "calibration": fitted.calibration.to_json(),
-        }
-        if table.logits is not None:
-            real = table.logits[table.labels == 0]
-            scales[size]["real_logit_quantiles"] = [float(v) for v in np.percentile(real, np.arange(0, 101))]
+        scales[size] = scale_json(fitted, table)
     main = scales[WORK_SIZE]
     table, processed = measured[WORK_SIZE]
     model_spec = None
