@@ -83,14 +83,11 @@ def _unique(name: str, used: set[str]) -> str:
 
 def _expand_folders(targets: list[Path]) -> list[Path]:
     """Files as given (a missing one is reported in turn); folders replaced by the images under them."""
-    from radproof.scan.discover import ScanItem, discover
+    from radproof.scan.discover import image_paths
 
     out: list[Path] = []
     for target in targets:
-        if target.is_dir():
-            out += [Path(s.locator) for s in discover([target]) if isinstance(s, ScanItem)]
-        else:
-            out.append(target)
+        out += image_paths([target]) if target.is_dir() else [target]
     return out
 
 

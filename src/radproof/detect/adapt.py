@@ -138,11 +138,37 @@ def scale_json(fitted: Fitted, table: FeatureTable) -> dict[str, Any]:
     return out
 
 
-def _site_items(paths: Sequence[Path], site: str) -> list[Item]:
-    from radproof.scan.discover import ScanItem, discover
+def write_detector(
+    output: Path,
+    scales: dict[int, dict[str, Any]],
+    rows: dict[int, Rows],
+    *,
+    model_file: str | None,
+    provenance: dict[str, Any],
+) -> dict[str, Any]:
+    """Write ``output/detector.json`` (both working sizes) and the rows beside it; return the config."""
+    main = scales[WORK_SIZE]
+    model = None
+    if model_file is not None and "real_logit_quantiles" in main:
+        model = {"file": model_file, "real_logit_quantiles": main["real_logit_quantiles"]}
+    config = {
+        "version": 1,
+        "reference": main["reference"],
+        "calibration": main["calibration"],
+        "thumbnail": scales[SMALL_WORK_SIZE],
+        "model": model,
+        "provenance": provenance,
+    }
+    output.mkdir(parents=True, exist_ok=True)
+    save_rows(output / ROWS_FILE, rows)
+    atomic_write_bytes(output / "detector.json", json.dumps(config, indent=1).encode("utf-8"))
+    return config
 
-    found = [Path(s.locator) for s in discover(paths) if isinstance(s, ScanItem)]
-    return [Item(path=p, label=0, set=site, generator="real", body_part="") for p in found]
+
+def _site_items(paths: Sequence[Path], site: str) -> list[Item]:
+    from radproof.scan.discover import image_paths
+
+    return [Item(path=p, label=0, set=site, generator="real", body_part="") for p in image_paths(paths)]
 
 
 def _rates(fitted: Fitted, table: FeatureTable, mask: npt.NDArray[np.bool_]) -> float:
@@ -222,39 +248,26 @@ def adapt_detector(
             f"{int((table.labels == 0).sum())} real radiographs at {size} px, {len(site_table.items)} of them "
             f"from {site} (+{len(old.processed.items)} processed copies)"
         )
-        before = fit(old.table, np.ones(len(old.table.items), dtype=bool), "base", old.processed, work_size=size)
         after = fit(table, every, description, old.processed, work_size=size)
-        is_site = np.array([i.set == site for i in table.items])
-        fake = table.labels == 1
         if size == WORK_SIZE:
-            site_before = float(np.mean(before.scores(site_table) >= before.calibration.threshold_synthetic))
+            before = fit(old.table, np.ones(len(old.table.items), dtype=bool), "base", old.processed, work_size=size)
+            is_site = np.array([i.set == site for i in table.items])
             summary |= {
                 "used": len(site_table.items),
-                "site_flagged_before": site_before,
+                "site_flagged_before": _rates(before, site_table, np.ones(len(site_table.items), dtype=bool)),
                 "site_flagged_after": _rates(after, table, is_site),
                 "development_fakes_flagged_before": _rates(before, old.table, old.table.labels == 1),
-                "development_fakes_flagged_after": _rates(after, table, fake),
+                "development_fakes_flagged_after": _rates(after, table, table.labels == 1),
                 "site_flagged_unseen": _two_fold(table, old.processed, is_site, size),
             }
         scales[size] = scale_json(after, table)
         new_rows[size] = Rows(table, old.processed)
-    output.mkdir(parents=True, exist_ok=True)
-    main = scales[WORK_SIZE]
-    new_config = {
-        "version": 1,
-        "reference": main["reference"],
-        "calibration": main["calibration"],
-        "thumbnail": scales[SMALL_WORK_SIZE],
-        "model": None if spec is None else {**spec, "real_logit_quantiles": main.get("real_logit_quantiles", [])},
-        "provenance": {
-            **config.get("provenance", {}),
-            "adapted": [*config.get("provenance", {}).get("adapted", []), {"site": site, "images": summary["used"]}],
-        },
-    }
-    if spec is not None and output.resolve() != base_dir.resolve():
-        shutil.copyfile(base_dir / str(spec["file"]), output / str(spec["file"]))
-    save_rows(output / ROWS_FILE, new_rows)
-    atomic_write_bytes(output / "detector.json", json.dumps(new_config, indent=1).encode("utf-8"))
+    provenance = dict(config.get("provenance", {}))
+    provenance["adapted"] = [*provenance.get("adapted", []), {"site": site, "images": summary["used"]}]
+    model_file = None if spec is None else str(spec["file"])
+    write_detector(output, scales, new_rows, model_file=model_file, provenance=provenance)
+    if model_file is not None and output.resolve() != base_dir.resolve():
+        shutil.copyfile(base_dir / model_file, output / model_file)
     summary["output"] = str(output)
     summary["skipped"] = [{"path": str(i.path), "reason": r} for i, r in summary["skipped"]]
     return summary

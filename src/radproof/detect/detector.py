@@ -123,11 +123,12 @@ class Detector:
         self.model = model
         self.model_real_logits = model_real_logits
         self.thumbnail = thumbnail
+        self._main = Scale(reference, calibration, model_real_logits)
 
     def scale(self, work_size: int) -> Scale | None:
         """The reference and calibration for images normalized to ``work_size``, if this detector has them."""
         if work_size == WORK_SIZE:
-            return Scale(self.reference, self.calibration, self.model_real_logits)
+            return self._main
         if work_size == SMALL_WORK_SIZE:
             return self.thumbnail
         return None

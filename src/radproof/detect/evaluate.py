@@ -242,6 +242,27 @@ def measure_items(
     return measure_items_at(items, (work_size,), perturbation, model, progress)[0]
 
 
+@dataclass
+class _Rows:
+    """What one working size has collected so far in :func:`measure_items_at`."""
+
+    items: list[Item] = field(default_factory=list)
+    values: list[list[float]] = field(default_factory=list)
+    logits: list[float] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    failed: list[tuple[Item, str]] = field(default_factory=list)
+
+    def table(self, names: list[str], with_logits: bool) -> FeatureTable:
+        return FeatureTable(
+            items=self.items,
+            names=names,
+            values=np.array(self.values, dtype=np.float64).reshape(len(self.items), len(names)),
+            logits=np.array(self.logits, dtype=np.float64) if with_logits else None,
+            failed=self.failed,
+            sizes=np.array(self.sizes, dtype=np.int_),
+        )
+
+
 def measure_items_at(
     items: Sequence[Item],
     work_sizes: Sequence[int | None],
@@ -252,9 +273,7 @@ def measure_items_at(
     """:func:`measure_items` at several working sizes, loading and perturbing each image once."""
     names = list(cue_functions.CUES)
     perturb = {**PERTURBATIONS, **PROCESSINGS}[perturbation] if perturbation else None
-    rows: list[tuple[list[Item], list[list[float]], list[float], list[int], list[tuple[Item, str]]]] = [
-        ([], [], [], [], []) for _ in work_sizes
-    ]
+    collected = [_Rows() for _ in work_sizes]
     for k, item in enumerate(items):
         if progress is not None:
             progress(k, len(items))
@@ -263,35 +282,25 @@ def measure_items_at(
             if perturb is not None:
                 image = perturb(image)
         except InputError as exc:
-            for row in rows:
-                row[4].append((item, str(exc)))
+            for rows in collected:
+                rows.failed.append((item, str(exc)))
             continue
-        for size, (kept, values, logits, sizes, failed) in zip(work_sizes, rows, strict=True):
+        for size, rows in zip(work_sizes, collected, strict=True):
             try:
                 norm = normalize(image, size)
             except InputError as exc:
-                failed.append((item, str(exc)))
+                rows.failed.append((item, str(exc)))
                 continue
             if norm.problems:
-                failed.append((item, "; ".join(norm.problems)))
+                rows.failed.append((item, "; ".join(norm.problems)))
                 continue
             v = cue_functions.measure(norm.pixels)
-            kept.append(item)
-            sizes.append(norm.work_size)
-            values.append([v[n] for n in names])
+            rows.items.append(item)
+            rows.sizes.append(norm.work_size)
+            rows.values.append([v[n] for n in names])
             if model is not None:
-                logits.append(model.logit(norm.pixels)[0])
-    return [
-        FeatureTable(
-            items=kept,
-            names=names,
-            values=np.array(values, dtype=np.float64).reshape(len(kept), len(names)),
-            logits=np.array(logits, dtype=np.float64) if model is not None else None,
-            failed=failed,
-            sizes=np.array(sizes, dtype=np.int_),
-        )
-        for kept, values, logits, sizes, failed in rows
-    ]
+                rows.logits.append(model.logit(norm.pixels)[0])
+    return [rows.table(names, model is not None) for rows in collected]
 
 
 def concat_tables(tables: Sequence[FeatureTable]) -> FeatureTable:

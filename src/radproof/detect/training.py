@@ -7,7 +7,6 @@ manifest and its calibration from all of them. The network is trained by :mod:`r
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -15,9 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from radproof.detect.adapt import ROWS_FILE, Rows, save_rows, scale_json
+from radproof.detect.adapt import Rows, scale_json, write_detector
 from radproof.detect.evaluate import (
-    FeatureTable,
     fit,
     measure_items_at,
     measure_processed,
@@ -27,7 +25,6 @@ from radproof.detect.evaluate import (
 from radproof.detect.model import OnnxModel
 from radproof.detect.normalize import SMALL_WORK_SIZE, WORK_SIZE
 from radproof.errors import InputError
-from radproof.fileio import atomic_write_bytes
 
 MODEL_FILE = "detector.onnx"
 
@@ -68,7 +65,6 @@ def train_detector(
     say("measuring real images after hospital-style processing")
     processed_tables = measure_processed(items, model, work_sizes=forced)
     scales: dict[int, dict[str, Any]] = {}
-    measured: dict[int, tuple[FeatureTable, FeatureTable]] = {}
     rows: dict[int, Rows] = {}
     for size, table, processed in zip(sizes, tables, processed_tables, strict=True):
         table = restrict(table, table.work_sizes() == size)
@@ -82,39 +78,27 @@ def train_detector(
             processed,
             work_size=size,
         )
-        measured[size] = (table, processed)
         scales[size] = scale_json(fitted, table)
-    main = scales[WORK_SIZE]
-    table, processed = measured[WORK_SIZE]
-    model_spec = None
-    if "real_logit_quantiles" in main:
-        model_spec = {"file": MODEL_FILE, "real_logit_quantiles": main["real_logit_quantiles"]}
-    config = {
-        "version": 1,
-        "reference": main["reference"],
-        "calibration": main["calibration"],
-        "thumbnail": scales[SMALL_WORK_SIZE],
-        "model": model_spec,
-        "provenance": {
-            "command": f"radproof train {manifest.name} -o {output.name}"
-            + (" --cnn" if cnn else "")
-            + (f" --model-file {MODEL_FILE}" if model_file is not None else ""),
-            "n_images": len(table.items),
-            "n_real": int((table.labels == 0).sum()),
-            "n_synthetic": int((table.labels == 1).sum()),
-            "skipped": len(table.failed),
-            "processed_real_copies": len(processed.items),
-        },
+    table, processed = rows[WORK_SIZE].table, rows[WORK_SIZE].processed
+    provenance = {
+        "command": f"radproof train {manifest.name} -o {output.name}"
+        + (" --cnn" if cnn else "")
+        + (f" --model-file {MODEL_FILE}" if model_file is not None else ""),
+        "n_images": len(table.items),
+        "n_real": int((table.labels == 0).sum()),
+        "n_synthetic": int((table.labels == 1).sum()),
+        "skipped": len(table.failed),
+        "processed_real_copies": len(processed.items),
     }
-    save_rows(output / ROWS_FILE, rows)  # what `radproof adapt` refits from
-    atomic_write_bytes(output / "detector.json", json.dumps(config, indent=1).encode("utf-8"))
+    # The rows beside detector.json are what `radproof adapt` refits from.
+    config = write_detector(output, scales, rows, model_file=MODEL_FILE, provenance=provenance)
     if not cnn and model_file is None and onnx_path.exists():
         onnx_path.unlink()
     return {
         "output": str(output),
         "images": len(table.items),
         "skipped": len(table.failed),
-        "calibration": main["calibration"],
+        "calibration": config["calibration"],
         "thumbnail_calibration": scales[SMALL_WORK_SIZE]["calibration"],
-        "model": model_spec is not None,
+        "model": config["model"] is not None,
     }

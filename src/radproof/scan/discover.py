@@ -80,6 +80,11 @@ def discover(targets: Iterable[str | os.PathLike[str]]) -> Iterator[ScanItem | S
             raise InputError(f"{root}: no such file or folder")
 
 
+def image_paths(targets: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """The images :func:`discover` finds under local files and folders, as paths (non-images left out)."""
+    return [Path(item.locator) for item in discover(targets) if isinstance(item, ScanItem)]
+
+
 def _walk(root: Path, seen: set[str]) -> Iterator[ScanItem | Skipped]:
     source = str(root)
     for folder, dirs, files in os.walk(root, followlinks=False):
