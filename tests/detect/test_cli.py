@@ -145,7 +145,21 @@ def test_train_with_the_network_end_to_end(tmp_path: Path, xray_dir: Path) -> No
         pytest.skip(f"taef2 weights not found at {taef2}")
     manifest = tiny_manifest(tmp_path)
     out = tmp_path / "model"
-    code = main(["train", str(manifest), "-o", str(out), "--cnn", "--taef2", str(taef2), "--epochs", "1"])
+    code = main(
+        [
+            "train",
+            str(manifest),
+            "-o",
+            str(out),
+            "--cnn",
+            "--taef2",
+            str(taef2),
+            "--epochs",
+            "1",
+            "--autoencoder-steps",
+            "2",
+        ]
+    )
     assert code == 0
     config = json.loads((out / "detector.json").read_text())
     assert config["model"]["file"] == "detector.onnx" and (out / "detector.onnx").is_file()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from radproof.detect.fusion import Calibration, evidence_items, fit_calibration
+from radproof.detect.fusion import LOGIT_FLOOR_QUANTILE, Calibration, evidence_items, fit_calibration
 from radproof.detect.reference import Reference, build_reference
 
 
@@ -47,6 +47,35 @@ def test_calibration_is_monotone_and_thresholds_ordered() -> None:
     assert cal.verdict(0.99) == "synthetic" and cal.verdict(0.0) == "real"
     assert cal.verdict((cal.threshold_real + cal.threshold_synthetic) / 2) == "uncertain"
     assert Calibration.from_json(cal.to_json()) == cal
+
+
+def test_a_model_logit_below_every_real_one_cannot_outvote_the_cues() -> None:
+    """The network can raise suspicion, never lower it below a typical real radiograph's (the floor)."""
+    rng = np.random.default_rng(3)
+    real_atyp, fake_atyp = rng.normal(0, 1, 400), rng.normal(2, 1, 400)
+    real_logit, fake_logit = rng.normal(-1, 1, 400), rng.normal(1, 1, 400)
+    x = np.column_stack([np.r_[real_atyp, fake_atyp], np.r_[real_logit, fake_logit]])
+    y = np.r_[np.zeros(400), np.ones(400)].astype(int)
+    cal = fit_calibration(x, y, use_model=True)
+    assert cal.coef[0] > 0 and cal.coef[1] > 0
+    assert cal.logit_floor is not None
+    assert abs(cal.logit_floor - float(np.quantile(real_logit, LOGIT_FLOOR_QUANTILE))) < 1e-9
+    very_atypical = float(np.exp(6.0))
+    at_floor = cal.probability(very_atypical, cal.logit_floor)
+    assert cal.probability(very_atypical, -1e6) == at_floor
+    assert cal.verdict(at_floor) == "synthetic"
+    assert cal.probability(very_atypical, cal.logit_floor + 3) > at_floor  # above the floor it still counts
+    cue_only = fit_calibration(x, y, use_model=False)
+    for atyp in (0.5, 1.0, 3.0, 20.0):  # at or below the floor, the cue layer alone decides
+        assert abs(cal.probability(atyp, cal.logit_floor - 2.0) - cue_only.probability(atyp, None)) < 1e-9
+    assert Calibration.from_json(json.loads(json.dumps(cal.to_json()))) == cal
+
+
+def test_a_calibration_written_before_the_floor_existed_still_loads() -> None:
+    old = {"coef": [2.0, 0.5], "intercept": -1.0, "threshold_synthetic": 0.6, "threshold_real": 0.3}
+    cal = Calibration.from_json(old)
+    assert cal.logit_floor is None
+    assert cal.probability(1.0, -10.0) < cal.probability(1.0, 0.0)
 
 
 def test_evidence_has_the_contract_fields_and_a_percentile_sentence() -> None:

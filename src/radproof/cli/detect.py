@@ -139,7 +139,11 @@ def train_command(
     taef2: Annotated[
         Path | None, typer.Option("--taef2", help="Folder with taef2_encoder.pth / taef2_decoder.pth.")
     ] = None,
-    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs of the network.")] = 6,
+    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs of the network.")] = 160,
+    autoencoder_steps: Annotated[
+        int,
+        typer.Option("--autoencoder-steps", help="Training steps of each small autoencoder (decoder family)."),
+    ] = 1500,
     device: Annotated[str, typer.Option("--device", help="torch device for training (cpu, cuda).")] = "cpu",
 ) -> None:
     """Rebuild the detector from a manifest: real reference statistics, calibration, optional network."""
@@ -153,6 +157,7 @@ def train_command(
         pairs=pairs,
         taef2=taef2,
         epochs=epochs,
+        autoencoder_steps=autoencoder_steps,
         device=device,
         progress=_progress,
     )

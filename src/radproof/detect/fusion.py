@@ -6,6 +6,13 @@ logistic calibration (monotone: a larger atypicality or logit can only raise the
 them to ``synthetic_probability``, fitted with balanced class weights, so 0.5 means "as likely
 synthetic as real" for a balanced mix. Two thresholds fixed at training time split the verdict into
 real / uncertain / synthetic.
+
+The model can accuse, never absolve. The network looks for the traces of decoders it was trained
+on; finding none is no evidence that an image is real (a generator it never saw leaves other
+traces), and on an image unlike its training data (a blocky up-sampled field, say) it answers far
+below anything it saw on real radiographs. So the cue part of the calibration is fitted on the cues
+alone, and the network only adds, in proportion to how far its logit exceeds the median real
+radiograph's (the floor): at or below the floor the probability is the cue layer's.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from radproof.errors import InputError
 
 #: Percentiles outside [LOW, 100 - LOW] of the real reference are reported as "lower/higher than real".
 LOW = 5.0
+#: Quantile of the real training images' model logits below which a logit counts no further (the median).
+LOGIT_FLOOR_QUANTILE = 0.5
 
 
 def features(atypicality: float, model_logit: float | None) -> npt.NDArray[np.float64]:
@@ -38,8 +47,12 @@ class Calibration:
     intercept: float
     threshold_synthetic: float
     threshold_real: float
+    #: Model logits below this count as this (None: no floor, as in detector files before it existed).
+    logit_floor: float | None = None
 
     def probability(self, atypicality: float, model_logit: float | None) -> float:
+        if model_logit is not None and self.logit_floor is not None:
+            model_logit = max(model_logit, self.logit_floor)
         x = features(atypicality, model_logit)
         z = float(np.dot(self.coef, x) + self.intercept)
         return float(1.0 / (1.0 + np.exp(-np.clip(z, -40, 40))))
@@ -52,12 +65,15 @@ class Calibration:
         return "uncertain"
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "coef": list(self.coef),
             "intercept": self.intercept,
             "threshold_synthetic": self.threshold_synthetic,
             "threshold_real": self.threshold_real,
         }
+        if self.logit_floor is not None:
+            out["logit_floor"] = self.logit_floor
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Calibration:
@@ -67,7 +83,37 @@ class Calibration:
             intercept=float(data["intercept"]),
             threshold_synthetic=float(data["threshold_synthetic"]),
             threshold_real=float(data["threshold_real"]),
+            logit_floor=None if data.get("logit_floor") is None else float(data["logit_floor"]),
         )
+
+
+def _newton(
+    design: npt.NDArray[np.float64],
+    y: npt.NDArray[np.float64],
+    weights: npt.NDArray[np.float64],
+    free: npt.NDArray[np.bool_],
+    start: npt.NDArray[np.float64],
+    l2: float,
+) -> npt.NDArray[np.float64]:
+    """Weighted logistic regression over the ``free`` coefficients (the others stay at ``start``).
+
+    Every coefficient but the last (the intercept) is kept non-negative: more atypical, or a larger
+    model logit, never means more real.
+    """
+    beta = start.copy()
+    penalty = np.r_[np.full(design.shape[1] - 1, l2), 0.0][free]
+    idx = np.flatnonzero(free)
+    for _ in range(100):
+        p = 1.0 / (1.0 + np.exp(-np.clip(design @ beta, -40, 40)))
+        sub = design[:, idx]
+        grad = sub.T @ (weights * (p - y)) + penalty * beta[idx]
+        hess = sub.T @ (sub * (weights * p * (1 - p))[:, None]) + np.diag(penalty) + 1e-9 * np.eye(idx.size)
+        step = np.linalg.solve(hess, grad)
+        beta[idx] -= step
+        beta[:-1] = np.maximum(beta[:-1], 0.0)
+        if float(np.abs(step).max()) < 1e-8:
+            break
+    return beta
 
 
 def fit_calibration(
@@ -81,53 +127,52 @@ def fit_calibration(
 ) -> Calibration:
     """Fit the monotone logistic calibration with balanced class weights and fix the thresholds.
 
-    ``x`` has the two columns of :func:`features`; ``y`` is 1 for synthetic. The synthetic threshold
-    is the probability that keeps ``target_specificity`` of the training real images below it (never
-    under 0.5); the real threshold is half of it, leaving an honest "uncertain" band. With
-    ``groups`` (the source of each row), every real source weighs the same in the fit and in the
-    threshold, so one large hospital does not set the rule for all.
+    ``x`` has the two columns of :func:`features`; ``y`` is 1 for synthetic. The cue part (weight
+    and intercept) is fitted first, on the cues alone; the model's weight is then fitted on top of
+    it, on the logit's excess over the floor (the median real logit). So an image whose logit is at
+    or below a typical real radiograph's gets exactly the cue layer's probability: the network can
+    accuse, never absolve. The synthetic threshold is the probability that keeps
+    ``target_specificity`` of the training real images below it (never under 0.5); the real
+    threshold is half of it, leaving an honest "uncertain" band. With ``groups`` (the source of each
+    row), every real source weighs the same in the fit and in the threshold, so one large hospital
+    does not set the rule for all.
     """
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    if not use_model:
-        x = x.copy()
-        x[:, 1] = 0.0
-    n_pos, n_neg = float(y.sum()), float(len(y) - y.sum())
+    x = np.array(x, dtype=np.float64)
+    target: npt.NDArray[np.float64] = np.asarray(y, dtype=np.float64)
+    n_pos, n_neg = float(target.sum()), float(len(target) - target.sum())
     if n_pos == 0 or n_neg == 0:
         raise InputError("calibration needs both real and synthetic examples in the manifest")
-    real_w = np.where(y == 0, 1.0, 0.0)
+    real_w = np.where(target == 0, 1.0, 0.0)
     if groups is not None:
         labels = np.asarray(groups)
-        for g in set(labels[y == 0].tolist()):
-            sel = (labels == g) & (y == 0)
+        for g in set(labels[target == 0].tolist()):
+            sel = (labels == g) & (target == 0)
             real_w[sel] = 1.0 / sel.sum()
     real_w /= real_w.sum()
-    w = np.where(y == 1, 0.5 / n_pos, 0.5 * real_w)
-    design = np.column_stack([x, np.ones(len(x))])
-    beta = np.zeros(3)
-    for _ in range(100):
-        p = 1.0 / (1.0 + np.exp(-np.clip(design @ beta, -40, 40)))
-        grad = design.T @ (w * (p - y)) + l2 * np.r_[beta[:2], 0.0]
-        hess = design.T @ (design * (w * p * (1 - p))[:, None]) + l2 * np.diag([1.0, 1.0, 0.0])
-        hess += 1e-9 * np.eye(3)
-        step = np.linalg.solve(hess, grad)
-        beta -= step
-        beta[:2] = np.maximum(beta[:2], 0.0)  # monotone: more atypical never means more real
-        if float(np.abs(step).max()) < 1e-8:
-            break
-    if not use_model:
-        beta[1] = 0.0
+    weights = np.where(target == 1, 0.5 / n_pos, 0.5 * real_w)
+    floor: float | None = None
+    excess = np.zeros(len(x))
+    if use_model:
+        floor = float(np.quantile(x[target == 0, 1], LOGIT_FLOOR_QUANTILE))
+        excess = np.maximum(x[:, 1], floor) - floor
+    design = np.column_stack([x[:, 0], excess, np.ones(len(x))])
+    beta = _newton(design, target, weights, np.array([True, False, True]), np.zeros(3), l2)
+    if use_model:
+        beta = _newton(design, target, weights, np.array([False, True, False]), beta, l2)
     probs = 1.0 / (1.0 + np.exp(-np.clip(design @ beta, -40, 40)))
-    order = np.argsort(probs[y == 0])
-    cumulative = np.cumsum(real_w[y == 0][order])
+    order = np.argsort(probs[target == 0])
+    cumulative = np.cumsum(real_w[target == 0][order])
     at = min(int(np.searchsorted(cumulative, target_specificity)), order.size - 1)
-    t_syn = max(0.5, float(probs[y == 0][order][at]))
+    t_syn = max(0.5, float(probs[target == 0][order][at]))
     t_syn = min(t_syn, 0.95)
+    # Stored against the floored logit itself: z = a log(atyp) + w max(logit, floor) + (b - w floor).
+    model_weight = float(beta[1])
     return Calibration(
-        coef=(float(beta[0]), float(beta[1])),
-        intercept=float(beta[2]),
+        coef=(float(beta[0]), model_weight),
+        intercept=float(beta[2]) - (model_weight * floor if floor is not None else 0.0),
         threshold_synthetic=t_syn,
         threshold_real=t_syn / 2.0,
+        logit_floor=floor,
     )
 
 

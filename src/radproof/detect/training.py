@@ -37,7 +37,8 @@ def train_detector(
     model_file: Path | None = None,
     pairs: Path | None = None,
     taef2: Path | None = None,
-    epochs: int = 6,
+    epochs: int = 160,
+    autoencoder_steps: int = 1500,
     device: str = "cpu",
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
@@ -50,7 +51,16 @@ def train_detector(
         from radproof.detect.train.network import train_network
 
         say("training the network")
-        train_network(items, onnx_path, pairs=pairs, taef2=taef2, epochs=epochs, device=device, progress=say)
+        train_network(
+            items,
+            onnx_path,
+            pairs=pairs,
+            taef2=taef2,
+            epochs=epochs,
+            device=device,
+            ae_steps=autoencoder_steps,
+            progress=say,
+        )
     elif model_file is not None:
         if not model_file.is_file():
             raise InputError(f"{model_file}: no such model file")

@@ -3,12 +3,15 @@
 Recipe (chosen so that the network cannot learn dataset identity):
 
 - inputs are only normalized images (:mod:`radproof.detect.normalize`), never files;
-- positives are taef2 reconstructions of the REAL training images (same content, decoder fingerprint),
-  negatives are those real images: each batch holds both members of a pair, cropped and augmented
-  identically (JPEG 60-100, resize 0.6-1.4, blur, noise, windowing/gamma, flips), so the only
-  difference left to learn is the decoder's trace;
-- no development fake (ldm-iuxray, roentgen-v2, ddpm-lunggen) is used for training: they are kept for
-  evaluation of unseen generators;
+- negatives are the REAL training images, positives their reconstructions by several decoders:
+  taef2 (a published autoencoder) and small autoencoders trained here on the same real images, each
+  with another up-sampling (:mod:`radproof.detect.train.autoencoders`). A pair shares its content and
+  differs by the decoder's trace; both members are cropped and augmented identically (JPEG 60-100,
+  resize 0.5-1.4, blur, noise, windowing/gamma, flips);
+- one more decoder family is kept out of training: its reconstructions of the hold-out reals choose
+  the epoch that is exported, a stand-in for a generator the network has never seen;
+- no development fake (ldm-iuxray, roentgen-v2, ddpm-lunggen) is used for training or for that
+  choice: they are kept for the evaluation of unseen generators;
 - real images in the 30 % evaluation hold-out of :mod:`radproof.detect.evaluate` are left out.
 
 This module needs only torch, numpy and Pillow (it runs on a bare GPU machine):
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import io
 import itertools
+import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,9 +35,19 @@ import torch
 from PIL import Image, ImageFilter
 from torch import nn
 
+from radproof.detect.train.autoencoders import DECODERS, SmallAutoencoder, reconstruct_with, train_autoencoder
+
 #: Must equal radproof.detect.normalize.JPEG_QUALITY (checked by the tests).
 JPEG_QUALITY = 90
 PATCH = 128
+
+# The shipped recipe (docs/detector.md): positives from these decoder families, the epoch chosen on
+# the validation family's reconstructions of the hold-out reals, evaluated every EVAL_EVERY epochs.
+TRAIN_DECODERS = ("taef2", "nearest8", "transposed4", "shuffle8")
+VALIDATION_DECODER = "bilinear4"
+EPOCHS = 160
+EVAL_EVERY = 5
+AE_STEPS = 1500
 
 
 class PatchNet(nn.Module):
@@ -95,7 +109,7 @@ def _augment_pair(
     a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], rng: np.random.Generator
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """The same random crop and processing applied to both members of a pair."""
-    scale = float(rng.uniform(0.6, 1.4)) if rng.random() < 0.5 else 1.0
+    scale = float(rng.uniform(0.5, 1.4)) if rng.random() < 0.5 else 1.0
     side = min(a.shape[0], round(PATCH / scale))
     y, x = (int(rng.integers(0, a.shape[0] - side + 1)), int(rng.integers(0, a.shape[1] - side + 1)))
     flip = rng.random() < 0.5
@@ -147,24 +161,35 @@ def image_logits(net: PatchNet, images: list[npt.NDArray[np.float32]], device: s
 
 def fit(
     reals: list[npt.NDArray[np.float32]],
-    recons: list[npt.NDArray[np.float32]],
+    families: dict[str, list[npt.NDArray[np.float32]]],
     *,
     epochs: int,
     device: str,
     batch_pairs: int = 64,
     seed: int = 0,
     say: Callable[[str], None] = print,
-    evaluate: Callable[[PatchNet], str] | None = None,
+    evaluate: Callable[[PatchNet], tuple[float, str]] | None = None,
+    eval_every: int = 25,
+    max_seconds: float = 0.0,
 ) -> PatchNet:
-    """Train on aligned pairs; every batch holds both members of each pair."""
+    """Train on aligned pairs; every batch holds both members of each pair.
+
+    ``families`` maps a decoder name to the reconstructions of ``reals`` by that decoder; each pair
+    takes one family at random. With ``evaluate`` (returning a validation score and a log line), the
+    weights of the epoch with the best validation score are returned, else those of the last epoch.
+    ``max_seconds`` (when positive) ends training early, after an evaluation, once it has elapsed.
+    """
+    started = time.time()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    names = sorted(families)
     net = PatchNet().to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
     steps = max(1, epochs * (len(reals) // batch_pairs))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
     loss_fn = nn.BCEWithLogitsLoss()
     step = 0
+    best: tuple[float, int, dict[str, torch.Tensor]] | None = None
     from concurrent.futures import ThreadPoolExecutor
 
     pool = ThreadPoolExecutor(max_workers=8)
@@ -174,10 +199,11 @@ def fit(
         for start in range(0, len(order) - batch_pairs + 1, batch_pairs):
             idx = order[start : start + batch_pairs]
             seeds = rng.integers(0, 2**31, idx.size)
+            chosen = rng.integers(0, len(names), idx.size)
             pairs = list(
                 pool.map(
-                    lambda a: _augment_pair(reals[a[0]], recons[a[0]], np.random.default_rng(a[1])),
-                    zip(idx, seeds, strict=True),
+                    lambda a: _augment_pair(reals[a[0]], families[names[a[2]]][a[0]], np.random.default_rng(a[1])),
+                    zip(idx, seeds, chosen, strict=True),
                 )
             )
             x = torch.from_numpy(np.stack([p[0] for p in pairs] + [p[1] for p in pairs]))[:, None].to(device)
@@ -192,9 +218,18 @@ def fit(
             step += 1
             total += float(loss.detach()) * idx.size
         msg = f"epoch {epoch + 1}/{epochs}: loss {total / max(1, len(order)):.4f} ({time.time() - t0:.0f} s)"
-        if evaluate is not None and ((epoch + 1) % 25 == 0 or epoch + 1 == epochs):
-            msg += " " + evaluate(net)
+        if evaluate is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == epochs):
+            score, line = evaluate(net)
+            msg += " " + line
+            if best is None or score > best[0]:
+                best = (score, epoch + 1, {k: v.detach().clone() for k, v in net.state_dict().items()})
         say(msg)
+        if max_seconds > 0 and time.time() - started > max_seconds and (epoch + 1) % eval_every == 0:
+            say(f"time budget of {max_seconds:.0f} s reached after epoch {epoch + 1}")
+            break
+    if best is not None and not math.isnan(best[0]):
+        net.load_state_dict(best[2])
+        say(f"kept epoch {best[1]} (validation AUC {best[0]:.3f})")
     return net
 
 
@@ -222,13 +257,15 @@ def train_network(
     taef2: Path | None,
     epochs: int,
     device: str,
+    ae_steps: int = AE_STEPS,
     progress: Callable[[str], None] = print,
 ) -> None:
     """Prepare the pairs file when none is given, then train and export (the ``radproof train --cnn`` path)."""
     if taef2 is None:
         raise FileNotFoundError("--taef2 FOLDER (with taef2_encoder.pth and taef2_decoder.pth) is required")
+    options = ["--device", device, "--epochs", str(epochs), "--ae-steps", str(ae_steps)]
     if pairs is not None:
-        main([str(pairs), str(taef2), str(output), "--device", device, "--epochs", str(epochs)], say=progress)
+        main([str(pairs), str(taef2), str(output), *options], say=progress)
         return
     import tempfile
 
@@ -238,7 +275,28 @@ def train_network(
         prepared = Path(tmp) / "pairs.npz"
         progress("preparing the training pairs")
         prepare(items, prepared, progress)
-        main([str(prepared), str(taef2), str(output), "--device", device, "--epochs", str(epochs)], say=progress)
+        main([str(prepared), str(taef2), str(output), *options], say=progress)
+
+
+def _autoencoder(
+    name: str, train: list[npt.NDArray[np.float32]], args: argparse.Namespace, say: Callable[[str], None]
+) -> nn.Module:
+    """Train one small autoencoder, or load it from ``--cache`` when it was trained with the same settings."""
+    levels, how = DECODERS[name]
+    cached = args.cache / f"{name}-{args.ae_steps}-{args.seed}-{len(train)}.pt" if args.cache else None
+    if cached is not None and cached.is_file():
+        ae = SmallAutoencoder(levels, how)
+        ae.load_state_dict(torch.load(cached, map_location="cpu", weights_only=True))
+        return ae.to(args.device).eval()
+    t0 = time.time()
+    ae = train_autoencoder(name, train, device=args.device, steps=args.ae_steps, seed=args.seed, say=say)
+    say(f"  autoencoder {name} trained in {time.time() - t0:.0f} s")
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(".part")
+        torch.save(ae.state_dict(), partial)
+        partial.replace(cached)
+    return ae
 
 
 def main(argv: list[str] | None = None, say: Callable[[str], None] | None = None) -> int:
@@ -247,40 +305,93 @@ def main(argv: list[str] | None = None, say: Callable[[str], None] | None = None
     ap.add_argument("taef2", type=Path)
     ap.add_argument("output", type=Path)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--epochs", type=int, default=EPOCHS)
+    ap.add_argument(
+        "--decoders",
+        default=",".join(TRAIN_DECODERS),
+        help="comma-separated decoder families whose reconstructions are the positives: taef2 and/or "
+        + ", ".join(DECODERS),
+    )
+    ap.add_argument(
+        "--validate",
+        default=VALIDATION_DECODER,
+        help="a decoder family kept out of training; its reconstructions of the hold-out reals choose the epoch",
+    )
+    ap.add_argument("--ae-steps", type=int, default=AE_STEPS, help="training steps of each small autoencoder")
+    ap.add_argument("--eval-every", type=int, default=EVAL_EVERY)
+    ap.add_argument("--max-seconds", type=float, default=0.0, help="stop training after this long (0: no limit)")
+    ap.add_argument("--cache", type=Path, help="folder to keep trained small autoencoders in and reuse them from")
+    ap.add_argument(
+        "--autoencoders-only", action="store_true", help="train (and cache) the small autoencoders, then stop"
+    )
+    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=0, help="use only this many training images (smoke test)")
     args = ap.parse_args(argv)
+    report = say or (lambda m: print(m, flush=True))
+    wanted = [d for d in args.decoders.split(",") if d]
+    for name in [*wanted, *([args.validate] if args.validate else [])]:
+        if name != "taef2" and name not in DECODERS:
+            ap.error(f"unknown decoder family {name!r}")
+    if args.validate in wanted:
+        ap.error("the validation family must be kept out of --decoders")
     torch.set_num_threads(max(1, torch.get_num_threads()))
+    torch.backends.cudnn.benchmark = args.device.startswith("cuda")
     data = np.load(args.pairs, allow_pickle=False)
     train = decode_all(data["train_blob"], data["train_offsets"])
     if args.limit:
         train = train[: args.limit]
-    t0 = time.time()
-    recons = reconstruct(train, args.taef2, args.device)
-    reals = [reencode(r) for r in train]  # the same last step as the reconstructions
-    report = say or (lambda m: print(m, flush=True))
-    report(f"{len(reals)} aligned pairs in {time.time() - t0:.0f} s")
     evals: dict[str, list[npt.NDArray[np.float32]]] = {}
     if "eval_blob" in data:
         images = decode_all(data["eval_blob"], data["eval_offsets"])
         groups = data["eval_groups"].tolist()
         for g, img in zip(groups, images, strict=True):
             evals.setdefault(g, []).append(img)
-        held = evals.get("real-holdout", [])[: args.limit or None]
-        evals["taef2-holdout"] = reconstruct(held, args.taef2, args.device)
+        if args.limit:
+            evals = {g: imgs[: args.limit] for g, imgs in evals.items()}
+    held = evals.get("real-holdout", [])
+    t0 = time.time()
+    families: dict[str, list[npt.NDArray[np.float32]]] = {}
+    for name in sorted({*wanted, *([args.validate] if args.validate else [])}):
+        if name == "taef2":
+            recon_train = reconstruct(train, args.taef2, args.device)
+            recon_held = reconstruct(held, args.taef2, args.device)
+        else:
+            # The small autoencoders learn from the training reals only, never the hold-out.
+            ae = _autoencoder(name, train, args, report)
+            recon_train = [reencode(r) for r in reconstruct_with(ae, train, args.device)]
+            recon_held = [reencode(r) for r in reconstruct_with(ae, held, args.device)]
+        if name in wanted:
+            families[name] = recon_train
+        evals[f"{name}-holdout"] = recon_held
+    if args.autoencoders_only:
+        report(f"autoencoders ready ({time.time() - t0:.0f} s)")
+        return 0
+    reals = [reencode(r) for r in train]  # the same last step as the reconstructions
+    report(f"{len(reals)} real images, decoder families {', '.join(sorted(families))} ({time.time() - t0:.0f} s)")
 
-    def evaluate(net: PatchNet) -> str:
-        if "real-holdout" not in evals:
-            return ""
-        neg = image_logits(net, evals["real-holdout"], args.device)
-        parts = [
-            f"{g} AUC {auc(image_logits(net, imgs, args.device), neg):.3f}"
+    def evaluate(net: PatchNet) -> tuple[float, str]:
+        if not held:
+            return float("nan"), ""
+        neg = image_logits(net, held, args.device)
+        aucs = {
+            g: auc(image_logits(net, imgs, args.device), neg)
             for g, imgs in sorted(evals.items())
             if g != "real-holdout"
-        ]
-        return "| " + ", ".join(parts)
+        }
+        score = aucs.get(f"{args.validate}-holdout", float("nan")) if args.validate else float("nan")
+        return score, "| " + ", ".join(f"{g} AUC {a:.3f}" for g, a in aucs.items())
 
-    net = fit(reals, recons, epochs=args.epochs, device=args.device, say=report, evaluate=evaluate)
+    net = fit(
+        reals,
+        families,
+        epochs=args.epochs,
+        device=args.device,
+        seed=args.seed,
+        say=report,
+        evaluate=evaluate,
+        eval_every=args.eval_every,
+        max_seconds=args.max_seconds,
+    )
     export_onnx(net, args.output)
     report(f"wrote {args.output} ({args.output.stat().st_size} bytes)")
     return 0
