@@ -97,6 +97,7 @@ def test_fit_stops_at_its_time_budget() -> None:
         ["--decoders", "taef2,nearest8", "--validate", "nearest8"],
         ["--decoders", "taef2,fancy"],
         ["--decoders", "taef2", "--validate", "fancy"],
+        ["--decoders", ","],
     ],
 )
 def test_bad_decoder_choices_are_refused_before_any_work(tmp_path: Path, args: list[str]) -> None:

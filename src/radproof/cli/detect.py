@@ -176,7 +176,8 @@ def adapt_command(
 ) -> None:
     """Commission the detector at a site: refit it with the site's own real radiographs.
 
-    Give at least 20 images, all known to be real. The network is kept; reference and calibration are refitted.
+    Give at least 20 images (40 or more from each processing chain is better), all known to be real.
+    The network is kept; reference and calibration are refitted.
 
     Use the result with `radproof detect --model DIR`, or set \\[detector] model in the configuration.
     """

@@ -329,6 +329,8 @@ def main(argv: list[str] | None = None, say: Callable[[str], None] | None = None
     args = ap.parse_args(argv)
     report = say or (lambda m: print(m, flush=True))
     wanted = [d for d in args.decoders.split(",") if d]
+    if not wanted:
+        ap.error("--decoders names no decoder family")
     for name in [*wanted, *([args.validate] if args.validate else [])]:
         if name != "taef2" and name not in DECODERS:
             ap.error(f"unknown decoder family {name!r}")
