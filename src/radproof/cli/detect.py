@@ -144,7 +144,13 @@ def train_command(
         int,
         typer.Option("--autoencoder-steps", help="Training steps of each small autoencoder (decoder family)."),
     ] = 1500,
-    device: Annotated[str, typer.Option("--device", help="torch device for training (cpu, cuda).")] = "cpu",
+    device: Annotated[
+        str,
+        typer.Option(
+            "--device",
+            help="torch device for training (cpu, cuda); the default recipe wants a GPU (minutes, not hours).",
+        ),
+    ] = "cpu",
 ) -> None:
     """Rebuild the detector from a manifest: real reference statistics, calibration, optional network."""
     from radproof.detect.training import train_detector
