@@ -51,6 +51,49 @@ def test_rerun_skips_finished_files_and_rechecks_changed_ones(archive: Path, tmp
     assert third.verdicts == {"unverified": 4} and third.errors == 1
 
 
+class StampedProcessor(SizeProcessor):
+    """A processor whose verdicts depend on a configuration, summed up by ``fingerprint``."""
+
+    def __init__(self, fingerprint: str) -> None:
+        super().__init__()
+        self.fingerprint = fingerprint
+
+
+def test_a_changed_detector_or_setting_makes_a_rerun_check_again(archive: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results.jsonl"
+    settings = load_settings()
+    first = scan_paths([archive], settings, out=out, workers=1, processor=StampedProcessor("aaaa"))
+    assert first.checked == 5 and first.rechecked == 0
+    assert {r.get("checked_with") for r in read_records(out) if r["status"] == "ok"} == {"aaaa"}
+    same = scan_paths([archive], settings, out=out, workers=1, processor=StampedProcessor("aaaa"))
+    assert same.resumed == 4 and same.checked == 1 and same.rechecked == 0
+    changed = scan_paths([archive], settings, out=out, workers=1, processor=StampedProcessor("bbbb"))
+    assert changed.resumed == 0 and changed.checked == 5 and changed.rechecked == 4
+    assert changed.verdicts == {"unverified": 4} and changed.errors == 1
+    again = scan_paths([archive], settings, out=out, workers=1, processor=StampedProcessor("bbbb"))
+    assert again.resumed == 4 and again.rechecked == 0
+
+
+def test_the_check_fingerprint_follows_verdict_settings_and_the_detector_files(tmp_path: Path) -> None:
+    import shutil
+    from importlib import resources
+
+    from radproof.scan.gather import checks_fingerprint
+
+    settings = load_settings()
+    base = checks_fingerprint(settings)
+    assert checks_fingerprint(settings.with_overrides(scan={"workers": 3, "batch_size": 7})) == base
+    assert checks_fingerprint(settings.with_overrides(report={"show_phi": True})) != base
+    shipped = Path(str(resources.files("radproof.detect") / "models"))
+    copy = tmp_path / "detector"
+    shutil.copytree(shipped, copy)
+    with_copy = settings.with_overrides(detector={"model": str(copy)})
+    first = checks_fingerprint(with_copy)
+    config = copy / "detector.json"
+    config.write_text(config.read_text().replace('"threshold_real"', '"threshold_real" ', 1))
+    assert checks_fingerprint(with_copy) != first
+
+
 def test_an_interrupted_scan_resumes_after_a_torn_line(archive: Path, tmp_path: Path) -> None:
     out = tmp_path / "results.jsonl"
     settings = load_settings()

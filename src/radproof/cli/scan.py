@@ -98,6 +98,11 @@ def scan_command(
             f"{summary.found} image(s): {summary.checked} checked now, {summary.resumed} already done, "
             f"{summary.errors} could not be checked, {summary.not_images} other file(s) skipped"
         )
+        if summary.rechecked:
+            console.print(
+                f"{summary.rechecked} of them checked again: the settings or the detector changed since"
+                " their last check"
+            )
         console.print(f"verdicts: {verdicts}; failed: {summary.failed}")
         if summary.checked:
             console.print(f"{summary.rate:.1f} images/s over {summary.seconds:.1f} s")

@@ -34,6 +34,8 @@ class ScanSummary:
     found: int = 0
     checked: int = 0
     resumed: int = 0
+    #: Of those checked now: images checked before with other settings or another detector.
+    rechecked: int = 0
     errors: int = 0
     not_images: int = 0
     verdicts: dict[str, int] = field(default_factory=dict)
@@ -58,6 +60,7 @@ class ScanSummary:
             "found": self.found,
             "checked": self.checked,
             "resumed": self.resumed,
+            "rechecked": self.rechecked,
             "errors": self.errors,
             "not_images": self.not_images,
             "verdicts": dict(self.verdicts),
@@ -129,7 +132,7 @@ def scan_paths(
     preview_folder = previews_dir(out_path)
     keep_previews = settings.scan.previews
 
-    with ResultLog(out_path) as log:
+    with ResultLog(out_path, fingerprint=getattr(processor, "fingerprint", None)) as log:
         todo: list[ScanItem] = []
         covered: list[str] = []
         for entry in _all_items(targets):
@@ -141,6 +144,7 @@ def scan_paths(
             if log.unchanged(entry.locator, entry.size, entry.mtime_ns) is not None:
                 summary.resumed += 1
             else:
+                summary.rechecked += entry.locator in log.stale
                 todo.append(entry)
 
         size = batch_size or settings.scan.batch_size or default_batch_size(len(todo), n_workers)

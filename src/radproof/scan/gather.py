@@ -195,6 +195,32 @@ _CACHE: dict[str, Layers] = {}
 _CACHE_LOCK = threading.Lock()
 
 
+def checks_fingerprint(settings: Settings) -> str:
+    """A short digest of everything that decides a check's verdict.
+
+    The radproof version, every setting but the ``[scan]`` section (workers and batch sizes change
+    no verdict), and the detector files in use. A scan stamps it on each record, and a resumed scan
+    checks again the files whose record was made with another fingerprint: a new detector or trust
+    store must not leave the old verdicts standing.
+    """
+    from importlib import resources
+
+    from radproof import __version__
+    from radproof.detect.detector import MODEL_DIR
+
+    digest = hashlib.sha256(__version__.encode() + b"\0")
+    digest.update(settings.model_dump_json(exclude={"scan"}).encode() + b"\0")
+    folder = settings.detector.model
+    base = Path(str(resources.files("radproof.detect") / MODEL_DIR)) if folder is None else Path(folder)
+    # The calibration (JSON) and the network (ONNX) decide the detector's verdicts.
+    for path in sorted([*base.glob("*.json"), *base.glob("*.onnx")]):
+        try:
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        except OSError:
+            digest.update(path.name.encode() + b"\0unreadable")
+    return digest.hexdigest()[:16]
+
+
 class CheckProcessor:
     """The full check as a scan's per-file function (picklable: it carries settings, not loaded keys)."""
 
@@ -202,6 +228,8 @@ class CheckProcessor:
         self.settings = settings
         self.passphrase = passphrase
         self.previews = settings.scan.previews if previews is None else previews
+        #: Stamped on every record (``checked_with``); see :func:`checks_fingerprint`.
+        self.fingerprint = checks_fingerprint(settings)
         # Fail early, in the caller's process, on a bad trust anchor or key.
         self._cache_key = hashlib.sha256(settings.model_dump_json().encode() + b"\0" + (passphrase or b"")).hexdigest()
         self.layers()

@@ -4,7 +4,8 @@ Each line is a JSON object with at least ``path``, ``sha256`` and ``status`` (``
 ``ok`` records carry the check verdict (``verdict``, ``passed``, ``reasons``, ``signature``,
 ``watermark``, ``detector``); ``error`` records carry ``error``, the reason the file could not be
 checked. A rerun reads the file first and skips images whose content was already checked, so an
-interrupted scan resumes where it stopped.
+interrupted scan resumes where it stopped. Records carry ``checked_with``, a digest of the settings
+and detector that made them; a rerun with another one checks those images again.
 """
 
 from __future__ import annotations
@@ -58,18 +59,29 @@ class ResultLog:
         The results file; created if missing, appended to otherwise.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, fingerprint: str | None = None) -> None:
         self.path = Path(path)
         if not self.path.parent.is_dir():
             raise InputError(f"cannot write {self.path}: folder {self.path.parent} does not exist")
+        self.fingerprint = fingerprint
         self.done_hashes: set[str] = set()
         self.done_stats: dict[str, tuple[int | None, int | None, str]] = {}
+        #: Paths checked before, but with other settings or another detector (to be checked again).
+        self.stale: set[str] = set()
         for record in read_records(self.path):
-            sha = record.get("sha256")
-            if record.get("status") == "ok" and isinstance(sha, str):
-                self.done_hashes.add(sha)
-                self.done_stats[str(record.get("path"))] = (record.get("bytes"), record.get("mtime_ns"), sha)
+            self._remember(record)
+        self.stale -= set(self.done_stats)
         self._fh: TextIO | None = None
+
+    def _remember(self, record: dict[str, Any]) -> None:
+        sha = record.get("sha256")
+        if record.get("status") != "ok" or not isinstance(sha, str):
+            return
+        if self.fingerprint is not None and record.get("checked_with") != self.fingerprint:
+            self.stale.add(str(record.get("path")))
+            return
+        self.done_hashes.add(sha)
+        self.done_stats[str(record.get("path"))] = (record.get("bytes"), record.get("mtime_ns"), sha)
 
     def __enter__(self) -> ResultLog:
         needs_newline = self.path.exists() and self.path.stat().st_size > 0 and not self._ends_with_newline()
@@ -108,11 +120,10 @@ class ResultLog:
         if self._fh is None:
             raise RuntimeError("ResultLog must be used as a context manager")
         for record in records:
+            if self.fingerprint is not None and record.get("status") == "ok":
+                record = {**record, "checked_with": self.fingerprint}
             self._fh.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
-            sha = record.get("sha256")
-            if record.get("status") == "ok" and isinstance(sha, str):
-                self.done_hashes.add(sha)
-                self.done_stats[str(record.get("path"))] = (record.get("bytes"), record.get("mtime_ns"), sha)
+            self._remember(record)
         self._sync()
 
     def _sync(self) -> None:
