@@ -57,6 +57,9 @@ class ResultLog:
     ----------
     path
         The results file; created if missing, appended to otherwise.
+    fingerprint
+        Digest of what decides the verdicts (see :func:`radproof.scan.gather.checks_fingerprint`):
+        stamped on the ``ok`` records written, and records with another one do not count as done.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, fingerprint: str | None = None) -> None:
