@@ -22,13 +22,13 @@ import shutil
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from radproof.detect.detector import CONFIG_NAME, detector_folder, read_config
 from radproof.detect.evaluate import (
     FeatureTable,
     Fitted,
@@ -161,7 +161,7 @@ def write_detector(
     }
     output.mkdir(parents=True, exist_ok=True)
     save_rows(output / ROWS_FILE, rows)
-    atomic_write_bytes(output / "detector.json", json.dumps(config, indent=1).encode("utf-8"))
+    atomic_write_bytes(output / CONFIG_NAME, json.dumps(config, indent=1).encode("utf-8"))
     return config
 
 
@@ -212,13 +212,8 @@ def adapt_detector(
     flagged by a detector adapted on the other half of them (two-fold; the estimate for the site's
     next images; None under 40 images).
     """
-    base_dir = Path(str(resources.files("radproof.detect") / "models")) if base is None else Path(base)
-    try:
-        config = json.loads((base_dir / "detector.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{base_dir / 'detector.json'} not found") from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{base_dir / 'detector.json'} cannot be read ({exc})") from None
+    base_dir = detector_folder(base)
+    config = read_config(base_dir)
     rows = load_rows(base_dir / ROWS_FILE)
     if set(rows) != set(SIZES) or not config.get("thumbnail"):
         raise ConfigError(f"{base_dir}: the detector lacks a working size; rebuild it with `radproof train`")

@@ -152,15 +152,8 @@ class Detector:
     @classmethod
     def load(cls, folder: str | Path | None = None) -> Detector:
         """The detector in ``folder`` (detector.json [+ detector.onnx]), by default the shipped one."""
-        base = Path(str(resources.files("radproof.detect") / MODEL_DIR)) if folder is None else Path(folder)
-        path = base / CONFIG_NAME
-        try:
-            config = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"detector configuration {path} not found (run `radproof train`)") from None
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"detector configuration {path} cannot be read ({exc})") from None
-        return cls.from_config(config, base)
+        base = detector_folder(folder)
+        return cls.from_config(read_config(base), base)
 
     # -- pixel layer -----------------------------------------------------------------------------
 
@@ -286,6 +279,23 @@ def _heatmap(norm: Normalized, score: PixelScore) -> npt.NDArray[np.float32]:
 
 
 @lru_cache(maxsize=1)
+def detector_folder(folder: str | Path | None = None) -> Path:
+    """The detector folder ``folder`` names; None: the shipped one (package data)."""
+    return Path(str(resources.files("radproof.detect") / MODEL_DIR)) if folder is None else Path(folder)
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    """The parsed ``detector.json`` of a detector folder, or a :class:`ConfigError` saying why not."""
+    path = folder / CONFIG_NAME
+    try:
+        config: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"detector configuration {path} not found (run `radproof train`)") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"detector configuration {path} cannot be read ({exc})") from None
+    return config
+
+
 def default_detector() -> Detector:
     """The shipped detector, loaded once per process."""
     return Detector.load()

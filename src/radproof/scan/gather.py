@@ -203,15 +203,12 @@ def checks_fingerprint(settings: Settings) -> str:
     checks again the files whose record was made with another fingerprint: a new detector or trust
     store must not leave the old verdicts standing.
     """
-    from importlib import resources
-
     from radproof import __version__
-    from radproof.detect.detector import MODEL_DIR
+    from radproof.detect.detector import detector_folder
 
     digest = hashlib.sha256(__version__.encode() + b"\0")
     digest.update(settings.model_dump_json(exclude={"scan"}).encode() + b"\0")
-    folder = settings.detector.model
-    base = Path(str(resources.files("radproof.detect") / MODEL_DIR)) if folder is None else Path(folder)
+    base = detector_folder(settings.detector.model)
     # The calibration (JSON) and the network (ONNX) decide the detector's verdicts.
     for path in sorted([*base.glob("*.json"), *base.glob("*.onnx")]):
         try:

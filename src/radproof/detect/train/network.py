@@ -36,6 +36,7 @@ from PIL import Image, ImageFilter
 from torch import nn
 
 from radproof.detect.train.autoencoders import DECODERS, SmallAutoencoder, reconstruct_with, train_autoencoder
+from radproof.detect.train.taef2 import GrayTaef2
 
 #: Must equal radproof.detect.normalize.JPEG_QUALITY (checked by the tests).
 JPEG_QUALITY = 90
@@ -89,19 +90,6 @@ def decode_all(blob: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int64]) -> l
     for a, b in itertools.pairwise(offsets):
         with Image.open(io.BytesIO(blob[a:b].tobytes())) as im:
             out.append(np.asarray(im.convert("L"), dtype=np.float32) / np.float32(255.0))
-    return out
-
-
-def reconstruct(images: list[npt.NDArray[np.float32]], taef2_dir: Path, device: str) -> list[npt.NDArray[np.float32]]:
-    """taef2 reconstructions of normalized images, re-encoded like the normalization does."""
-    from radproof.detect.train.taef2 import Taef2
-
-    ae = Taef2(taef2_dir).to(device)
-    out: list[npt.NDArray[np.float32]] = []
-    for start in range(0, len(images), 32):
-        batch = torch.from_numpy(np.stack(images[start : start + 32]))[:, None].repeat(1, 3, 1, 1).to(device)
-        rec = ae(batch).mean(dim=1).cpu().numpy()
-        out += [reencode(r.astype(np.float32)) for r in rec]
     return out
 
 
@@ -354,14 +342,11 @@ def main(argv: list[str] | None = None, say: Callable[[str], None] | None = None
     t0 = time.time()
     families: dict[str, list[npt.NDArray[np.float32]]] = {}
     for name in sorted({*wanted, *([args.validate] if args.validate else [])}):
-        if name == "taef2":
-            recon_train = reconstruct(train, args.taef2, args.device)
-            recon_held = reconstruct(held, args.taef2, args.device)
-        else:
-            # The small autoencoders learn from the training reals only, never the hold-out.
-            ae = _autoencoder(name, train, args, report)
-            recon_train = [reencode(r) for r in reconstruct_with(ae, train, args.device)]
-            recon_held = [reencode(r) for r in reconstruct_with(ae, held, args.device)]
+        # The small autoencoders learn from the training reals only, never the hold-out.
+        ae = GrayTaef2(args.taef2).to(args.device) if name == "taef2" else _autoencoder(name, train, args, report)
+        # Re-encoded like the normalization does, as the real member of each pair is.
+        recon_train = [reencode(r) for r in reconstruct_with(ae, train, args.device)]
+        recon_held = [reencode(r) for r in reconstruct_with(ae, held, args.device)]
         if name in wanted:
             families[name] = recon_train
         evals[f"{name}-holdout"] = recon_held

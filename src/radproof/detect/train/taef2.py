@@ -80,3 +80,16 @@ class Taef2(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.decoder(self.encoder(x)).clamp(0, 1)
         return out
+
+
+class GrayTaef2(nn.Module):
+    """taef2 on one-channel images (N, 1, H, W): the grey value fed to all three channels, the three
+    outputs averaged."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self.rgb = Taef2(folder)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.rgb(x.repeat(1, 3, 1, 1)).mean(dim=1, keepdim=True)
+        return out
