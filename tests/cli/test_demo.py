@@ -14,8 +14,10 @@ import pytest
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
     workdir = tmp_path_factory.mktemp("demo")
+    # The default size: the run the README's first command shows (the detector's reading of the
+    # phantom export depends on its size).
     proc = subprocess.run(
-        [sys.executable, "-m", "radproof.cli", "demo", "--workdir", str(workdir), "--size", "512x448"],
+        [sys.executable, "-m", "radproof.cli", "demo", "--workdir", str(workdir)],
         capture_output=True,
         text=True,
         timeout=300,

@@ -33,10 +33,15 @@ def test_phantom_gets_a_full_answer(phantom: Radiograph) -> None:
 
 
 def test_evidence_entries_follow_the_contract(array_image: Radiograph) -> None:
-    for e in detect(array_image).to_dict()["evidence"]:
+    evidence = detect(array_image).to_dict()["evidence"]
+    for e in evidence:
         assert set(e) == {"name", "value", "reference", "direction", "weight"}
         assert e["direction"] in ("lower than real", "higher than real", "consistent with real")
         assert "real radiographs" in e["reference"]
+    # the weights are shares of the evidence, network included, largest first
+    weights = [float(e["weight"]) for e in evidence]
+    assert abs(sum(weights) - 1.0) < 1e-2 and weights == sorted(weights, reverse=True)
+    assert any(e["name"] == "learned_model" for e in evidence)
 
 
 def test_the_same_pixels_in_png_and_array_get_the_same_score(tmp_path: Path) -> None:

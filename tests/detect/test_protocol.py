@@ -35,7 +35,10 @@ def test_an_unusual_source_is_flagged_when_unseen_and_passes_once_adapted() -> N
     odd = rows["real set=odd-site"]
     assert odd["n_adapt"] + odd["n_test"] == 120 and 40 < odd["n_adapt"] < 80
     assert odd["specificity_unadapted"] < 0.8 and odd["specificity_adapted"] >= 0.9
-    assert odd["sensitivity_adapted"] >= 0.9  # the generators stay far from every real source
+    # The generator on the far side of every real source stays caught; the one on the odd site's
+    # side loses some, since adding the site widens the reference towards it.
+    assert odd["by_generator"]["gen-2"]["adapted"] == 1.0
+    assert odd["by_generator"]["gen-1"]["adapted"] >= 0.6 and odd["sensitivity_adapted"] >= 0.8
     assert set(odd["by_generator"]) == {"gen-1", "gen-2"}
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from radproof.detect.fusion import LOGIT_FLOOR_QUANTILE, Calibration, evidence_items, fit_calibration
+from radproof.detect.fusion import REAL_BAND, Calibration, evidence_items, fit_calibration
 from radproof.detect.reference import Reference, build_reference
 
 
@@ -40,13 +40,15 @@ def test_calibration_is_monotone_and_thresholds_ordered() -> None:
     x = np.column_stack([np.r_[rng.normal(0, 1, 300), rng.normal(2, 1, 300)], np.zeros(600)])
     y = np.r_[np.zeros(300), np.ones(300)].astype(int)
     cal = fit_calibration(x, y, use_model=False)
-    assert cal.coef[0] > 0 and cal.coef[1] == 0
+    assert cal.slope > 0 and not cal.uses_model and cal.model_tail is None
     assert 0 < cal.threshold_real < cal.threshold_synthetic < 1
     probs = [cal.probability(float(np.exp(v)), None) for v in (-1.0, 0.0, 1.0, 3.0)]
     assert probs == sorted(probs)
     assert cal.verdict(0.99) == "synthetic" and cal.verdict(0.0) == "real"
     assert cal.verdict((cal.threshold_real + cal.threshold_synthetic) / 2) == "uncertain"
     assert Calibration.from_json(cal.to_json()) == cal
+    called_real = np.mean([cal.probability(float(np.exp(v)), None) < cal.threshold_real for v in x[y == 0, 0]])
+    assert 0.8 <= called_real <= REAL_BAND + 0.01  # an image less typical than 1 in 10 reals is not called real
 
 
 def test_a_model_logit_below_every_real_one_cannot_outvote_the_cues() -> None:
@@ -57,25 +59,50 @@ def test_a_model_logit_below_every_real_one_cannot_outvote_the_cues() -> None:
     x = np.column_stack([np.r_[real_atyp, fake_atyp], np.r_[real_logit, fake_logit]])
     y = np.r_[np.zeros(400), np.ones(400)].astype(int)
     cal = fit_calibration(x, y, use_model=True)
-    assert cal.coef[0] > 0 and cal.coef[1] > 0
+    assert cal.slope > 0 and cal.uses_model
     assert cal.logit_floor is not None
-    assert abs(cal.logit_floor - float(np.quantile(real_logit, LOGIT_FLOOR_QUANTILE))) < 1e-9
+    assert abs(cal.logit_floor - float(np.median(real_logit))) < 1e-9
     very_atypical = float(np.exp(6.0))
     at_floor = cal.probability(very_atypical, cal.logit_floor)
     assert cal.probability(very_atypical, -1e6) == at_floor
     assert cal.verdict(at_floor) == "synthetic"
-    assert cal.probability(very_atypical, cal.logit_floor + 3) > at_floor  # above the floor it still counts
-    cue_only = fit_calibration(x, y, use_model=False)
-    for atyp in (0.5, 1.0, 3.0, 20.0):  # at or below the floor, the cue layer alone decides
-        assert abs(cal.probability(atyp, cal.logit_floor - 2.0) - cue_only.probability(atyp, None)) < 1e-9
+    for atyp in (0.5, 1.0, 3.0, 20.0):  # at or below the floor the network adds nothing; above, it accuses
+        below = cal.probability(atyp, cal.logit_floor - 2.0)
+        assert below == cal.probability(atyp, cal.logit_floor)
+        assert cal.probability(atyp, cal.logit_floor + 3.0) > below
     assert Calibration.from_json(json.loads(json.dumps(cal.to_json()))) == cal
 
 
-def test_a_calibration_written_before_the_floor_existed_still_loads() -> None:
-    old = {"coef": [2.0, 0.5], "intercept": -1.0, "threshold_synthetic": 0.6, "threshold_real": 0.3}
-    cal = Calibration.from_json(old)
-    assert cal.logit_floor is None
-    assert cal.probability(1.0, -10.0) < cal.probability(1.0, 0.0)
+def test_the_network_weighs_by_how_rare_its_logit_is_among_real_images() -> None:
+    """A generator the cues miss but the network ranks well is still caught: the network's weight
+    comes from the real images' logits, not from how much it adds on the fakes at hand."""
+    rng = np.random.default_rng(4)
+    real_atyp, real_logit = rng.normal(0, 0.5, 600), rng.normal(-1, 0.5, 600)
+    # training fakes: far out on the cues, and the network agrees
+    x = np.column_stack([np.r_[real_atyp, rng.normal(4, 0.5, 300)], np.r_[real_logit, rng.normal(1, 0.5, 300)]])
+    y = np.r_[np.zeros(600), np.ones(300)].astype(int)
+    cal = fit_calibration(x, y, use_model=True)
+    # an unseen generator: typical cues, network logits 4 and 6 spreads above the real median
+    cues = rng.normal(0, 0.5, 200)
+    real_logits = rng.normal(-1, 0.5, 200)
+    reals = np.array([cal.probability(float(np.exp(a)), g) for a, g in zip(cues, real_logits, strict=True)])
+    for logit, flagged in ((1.0, 0.0), (2.0, 0.9)):
+        unseen = np.array([cal.probability(float(np.exp(a)), logit) for a in cues])
+        assert np.mean(unseen[:, None] > reals[None, :]) > 0.97  # ranked above the real images
+        assert np.mean(unseen >= cal.threshold_synthetic) >= flagged
+    assert np.mean(reals < cal.threshold_synthetic) > 0.95
+
+
+def test_a_calibration_written_before_the_tail_combination_still_loads() -> None:
+    for old in (
+        {"coef": [2.0, 0.5], "intercept": -1.0, "threshold_synthetic": 0.6, "threshold_real": 0.3},
+        {"coef": [2.0, 0.5], "intercept": -1.0, "threshold_synthetic": 0.6, "threshold_real": 0.3, "logit_floor": -1},
+    ):
+        cal = Calibration.from_json(old)
+        assert cal.uses_model and cal.logit_floor == old.get("logit_floor")
+        assert cal.probability(1.0, 3.0) > cal.probability(1.0, 0.0)
+        assert cal.to_json() == {k: (float(v) if k != "coef" else v) for k, v in old.items()}
+    assert Calibration.from_json(old).probability(1.0, -10.0) == Calibration.from_json(old).probability(1.0, -1.0)
 
 
 def test_evidence_has_the_contract_fields_and_a_percentile_sentence() -> None:

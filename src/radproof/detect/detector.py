@@ -143,7 +143,7 @@ class Detector:
         model = None
         real_logits: tuple[float, ...] = ()
         spec = config.get("model")
-        uses_model = main.calibration.coef[1] > 0 or (thumbnail is not None and thumbnail.calibration.coef[1] > 0)
+        uses_model = main.calibration.uses_model or (thumbnail is not None and thumbnail.calibration.uses_model)
         if spec and folder is not None and uses_model:
             model = OnnxModel(folder / str(spec["file"]))
             real_logits = tuple(float(v) for v in spec.get("real_logit_quantiles", ()))
@@ -221,7 +221,11 @@ class Detector:
             verdict = decisive
         evidence = evidence_items(score.values, scale.reference)
         if score.model_logit is not None:
-            evidence.append(model_evidence(score.model_logit, scale.model_real_logits))
+            share = scale.calibration.model_share(score.atypicality, score.model_logit)
+            for item in evidence:
+                item["weight"] = round(float(item["weight"]) * (1.0 - share), 4)
+            evidence.append(model_evidence(score.model_logit, scale.model_real_logits, share))
+            evidence.sort(key=lambda e: -float(e["weight"]))
         return Detection(
             path=label,
             synthetic_probability=score.probability,
