@@ -65,3 +65,23 @@ def test_thumbnails_of_a_radiograph_get_evidence(short: int) -> None:
     result = detect(image)
     assert result.evidence and result.synthetic_probability != 0.5
     assert any(h.name == "thumbnail" for h in result.hints)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    atypicality=st.floats(1e-6, 1e6),
+    more=st.floats(0.0, 1e3),
+    logit=st.floats(-1e3, 1e3),
+    higher=st.floats(0.0, 1e3),
+)
+def test_the_shipped_calibration_is_monotone_in_both_inputs(
+    atypicality: float, more: float, logit: float, higher: float
+) -> None:
+    """More atypical cues or a larger network logit never make an image look more real."""
+    from radproof.detect.detector import Detector
+
+    calibration = Detector.load().calibration
+    p = calibration.probability(atypicality, logit)
+    assert 0.0 <= p <= 1.0
+    assert calibration.probability(atypicality + more, logit) >= p - 1e-12
+    assert calibration.probability(atypicality, logit + higher) >= p - 1e-12

@@ -6,9 +6,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from radproof.detect.detector import Detector, detector_folder, read_config
 from radproof.detect.fusion import REAL_BAND, Calibration, evidence_items, fit_calibration
 from radproof.detect.reference import Reference, build_reference
+from radproof.errors import ConfigError
 
 
 def _reference() -> Reference:
@@ -177,3 +180,20 @@ def test_processed_reals_widen_the_reference() -> None:
     assert widened.reference.n_images == 400
     fake = {"a": -3.0, "b": -3.0}
     assert widened.calibration.probability(widened.reference.atypicality(fake), None) > 0.5
+
+
+@pytest.mark.parametrize(
+    "calibration",
+    [
+        {"combination": "stouffer", "slope": 1.0, "intercept": 0.0, "threshold_synthetic": 0.6, "threshold_real": 0.3},
+        {"combination": "fisher", "intercept": 0.0, "threshold_synthetic": 0.6, "threshold_real": 0.3},
+        {"combination": "fisher", "slope": "x", "intercept": 0.0, "threshold_synthetic": 0.6, "threshold_real": 0.3},
+    ],
+)
+def test_a_damaged_calibration_is_a_clear_configuration_error(calibration: dict[str, object]) -> None:
+    config = read_config(detector_folder(None))
+    config = {**config, "calibration": {**config["calibration"], **calibration}}
+    if "slope" not in calibration:
+        config["calibration"].pop("slope", None)
+    with pytest.raises(ConfigError, match="detector configuration is invalid"):
+        Detector.from_config(config, None)
