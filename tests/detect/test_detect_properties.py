@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from radproof.detect import detect
+from radproof.detect.detector import Detector
+from radproof.detect.fusion import Calibration
 from radproof.detect.normalize import SMALL_SIDE, TOO_SMALL_SIDE
 from radproof.errors import InputError
 from radproof.imaging.radiograph import Radiograph, SourceFormat
@@ -67,6 +71,11 @@ def test_thumbnails_of_a_radiograph_get_evidence(short: int) -> None:
     assert any(h.name == "thumbnail" for h in result.hints)
 
 
+@functools.cache
+def _shipped_calibration() -> Calibration:
+    return Detector.load().calibration
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     atypicality=st.floats(1e-6, 1e6),
@@ -78,9 +87,7 @@ def test_the_shipped_calibration_is_monotone_in_both_inputs(
     atypicality: float, more: float, logit: float, higher: float
 ) -> None:
     """More atypical cues or a larger network logit never make an image look more real."""
-    from radproof.detect.detector import Detector
-
-    calibration = Detector.load().calibration
+    calibration = _shipped_calibration()
     p = calibration.probability(atypicality, logit)
     assert 0.0 <= p <= 1.0
     assert calibration.probability(atypicality + more, logit) >= p - 1e-12

@@ -270,9 +270,9 @@ def fit_calibration(
     of the combined z-score (its slope and intercept). The synthetic threshold is the probability
     that keeps ``target_specificity`` of the training real images below it (never under 0.5); the
     real threshold is half of it, or lower where needed so that no more than :data:`REAL_BAND` of
-    the training real images are called real, leaving an honest "uncertain" band. With ``groups`` (the source of
-    each row), every real source weighs the same in the fit and in the threshold, so one large
-    hospital does not set the rule for all.
+    the training real images are called real, leaving an honest "uncertain" band. With ``groups``
+    (the source of each row), every real source weighs the same in the fit and in the threshold,
+    so one large hospital does not set the rule for all.
     """
     x = np.array(x, dtype=np.float64)
     target: FloatArray = np.asarray(y, dtype=np.float64)
