@@ -39,3 +39,12 @@ def test_metrics_and_bootstrap_interval() -> None:
     assert m["balanced_accuracy"] == pytest.approx((m["sensitivity"] + m["specificity"]) / 2)
     lo, hi = bootstrap_auc(y, p, n=200, seed=1)
     assert hi - lo < 0.05
+
+
+def test_metrics_count_the_uncertain_band_apart() -> None:
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    p = np.array([0.05, 0.1, 0.3, 0.7, 0.05, 0.3, 0.6, 0.9])
+    m = metrics(y, p, 0.5, ci=False, real_threshold=0.2)
+    assert m["real_uncertain"] == pytest.approx(0.25)  # 0.3: between the thresholds
+    assert m["synthetic_called_real"] == pytest.approx(0.25)  # 0.05: a fake confidently called real
+    assert "real_uncertain" not in metrics(y, p, 0.5, ci=False)

@@ -395,6 +395,12 @@ class Fitted:
         fits = [self.at(int(s)) for s in table.work_sizes()]
         return np.array([np.inf if f is None else f.calibration.threshold_synthetic for f in fits])
 
+    def real_thresholds(self, table: FeatureTable) -> FloatArray:
+        """The real threshold that applies to each row (below it: "real"; minus infinity where this
+        fit has no reference for that size, since such a row is never called real)."""
+        fits = [self.at(int(s)) for s in table.work_sizes()]
+        return np.array([-np.inf if f is None else f.calibration.threshold_real for f in fits])
+
 
 def fit(
     table: FeatureTable,
@@ -491,12 +497,22 @@ def expected_calibration_error(y: npt.NDArray[np.int_], p: FloatArray, bins: int
 
 
 def metrics(
-    y: npt.NDArray[np.int_], p: FloatArray, threshold: float | FloatArray, *, ci: bool = True
+    y: npt.NDArray[np.int_],
+    p: FloatArray,
+    threshold: float | FloatArray,
+    *,
+    ci: bool = True,
+    real_threshold: float | FloatArray | None = None,
 ) -> dict[str, float]:
     """AUC (+ bootstrap CI), balanced accuracy / sensitivity / specificity at ``threshold`` (one, or
-    one per row), TPR@FPR, ECE."""
+    one per row), TPR@FPR, ECE. With ``real_threshold`` (below it the verdict is "real"), also the
+    share of real images answered "uncertain" and of synthetic ones confidently called "real"."""
     pred = p >= threshold
     out: dict[str, float] = {"n_real": int((y == 0).sum()), "n_synthetic": int((y == 1).sum())}
+    if real_threshold is not None:
+        called_real = p < real_threshold
+        out["real_uncertain"] = float((~called_real & ~pred)[y == 0].mean()) if (y == 0).any() else float("nan")
+        out["synthetic_called_real"] = float(called_real[y == 1].mean()) if (y == 1).any() else float("nan")
     sens = float(pred[y == 1].mean()) if (y == 1).any() else float("nan")
     spec = float((~pred[y == 0]).mean()) if (y == 0).any() else float("nan")
     out.update(
@@ -539,7 +555,8 @@ def leave_one_generator_out(
         fitted = fit(table, train, f"fold without {g}", processed, work_size=work_size)
         test = is_g | real_test
         p = fitted.scores(table, test)
-        m = metrics(labels[test], p, fitted.calibration.threshold_synthetic)
+        cal = fitted.calibration
+        m = metrics(labels[test], p, cal.threshold_synthetic, real_threshold=cal.threshold_real)
         results.append({"fold": f"generator={g}", **m, "threshold": fitted.calibration.threshold_synthetic})
     return results
 

@@ -88,7 +88,7 @@ def run_evaluation(
     out["shipped"] = {
         "threshold": detector.calibration.threshold_synthetic,
         "note": "the shipped detector was fitted on this data when it is the development manifest (in-sample)",
-        "overall": metrics(table.labels, p, t),
+        "overall": metrics(table.labels, p, t, real_threshold=shipped.real_thresholds(table)),
         "per_generator": per_group(table, p, t, "generator"),
         "per_set": per_group(table, p, t, "set"),
         "per_body_part": per_group(table, p, t, "body_part"),
@@ -140,6 +140,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         "sensitivity",
         "tpr_at_1pct_fpr",
         "tpr_at_5pct_fpr",
+        "real_uncertain",
+        "synthetic_called_real",
         "ece",
         "threshold",
     ]
