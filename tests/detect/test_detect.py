@@ -112,3 +112,9 @@ def test_huge_declared_size_is_refused_before_decoding(tmp_path: Path) -> None:
     (tmp_path / "bomb.png").write_bytes(bomb)
     with pytest.raises(InputError):
         detect_file(tmp_path / "bomb.png")
+
+
+def test_the_shipped_detector_is_loaded_once_per_process() -> None:
+    from radproof.detect.detector import default_detector
+
+    assert default_detector() is default_detector()

@@ -282,7 +282,6 @@ def _heatmap(norm: Normalized, score: PixelScore) -> npt.NDArray[np.float32]:
     return out
 
 
-@lru_cache(maxsize=1)
 def detector_folder(folder: str | Path | None = None) -> Path:
     """The detector folder ``folder`` names; None: the shipped one (package data)."""
     return Path(str(resources.files("radproof.detect") / MODEL_DIR)) if folder is None else Path(folder)
@@ -300,6 +299,7 @@ def read_config(folder: Path) -> dict[str, Any]:
     return config
 
 
+@lru_cache(maxsize=1)
 def default_detector() -> Detector:
     """The shipped detector, loaded once per process."""
     return Detector.load()
