@@ -392,14 +392,15 @@ class Fitted:
     def thresholds(self, table: FeatureTable) -> FloatArray:
         """The synthetic threshold that applies to each row (its working size's; infinite where
         this fit has no reference for that size: an "uncertain" answer never counts as synthetic)."""
-        fits = [self.at(int(s)) for s in table.work_sizes()]
-        return np.array([np.inf if f is None else f.calibration.threshold_synthetic for f in fits])
+        return np.array([np.inf if f is None else f.calibration.threshold_synthetic for f in self._fits(table)])
 
     def real_thresholds(self, table: FeatureTable) -> FloatArray:
         """The real threshold that applies to each row (below it: "real"; minus infinity where this
         fit has no reference for that size, since such a row is never called real)."""
-        fits = [self.at(int(s)) for s in table.work_sizes()]
-        return np.array([-np.inf if f is None else f.calibration.threshold_real for f in fits])
+        return np.array([-np.inf if f is None else f.calibration.threshold_real for f in self._fits(table)])
+
+    def _fits(self, table: FeatureTable) -> list[Fitted | None]:
+        return [self.at(int(s)) for s in table.work_sizes()]
 
 
 def fit(
@@ -557,7 +558,7 @@ def leave_one_generator_out(
         p = fitted.scores(table, test)
         cal = fitted.calibration
         m = metrics(labels[test], p, cal.threshold_synthetic, real_threshold=cal.threshold_real)
-        results.append({"fold": f"generator={g}", **m, "threshold": fitted.calibration.threshold_synthetic})
+        results.append({"fold": f"generator={g}", **m, "threshold": cal.threshold_synthetic})
     return results
 
 
