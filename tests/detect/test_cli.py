@@ -102,6 +102,15 @@ def test_train_then_evaluate_on_a_toy_manifest(tmp_path: Path, capsys: pytest.Ca
     assert results["shipped"]["overall"]["auc"] > 0.9
     names = [r["perturbation"] for r in results["perturbations"]["rows"]]
     assert names[0] == "none" and "jpeg75" in names and "secondary_capture" in names
+    # Each perturbation is also judged by the fold that did not see the generator.
+    for row in results["perturbations"]["rows"]:
+        unseen, drops = row["unseen_generator_auc"], row["unseen_generator_auc_drop"]
+        assert set(unseen) == set(drops) == {"gen0", "gen1"}
+        assert row["largest_unseen_generator_drop"] == max(drops.values())
+    clean = results["perturbations"]["rows"][0]
+    assert set(clean["unseen_generator_auc_drop"].values()) == {0.0}
+    folds = {r["fold"]: r["auc"] for r in results["leave_one_generator_out"]}
+    assert clean["unseen_generator_auc"]["gen1"] > 0.5 and folds["generator=gen1"] > 0.5
     assert "Leave-one-generator-out" in (tmp_path / "eval.md").read_text()
     small = results["thumbnail"]
     assert {r["fold"] for r in small["leave_one_generator_out"]} == {"generator=gen0", "generator=gen1"}

@@ -548,18 +548,43 @@ def leave_one_generator_out(
     table = restrict(table, table.work_sizes() == work_size)
     labels = table.labels
     real_test = np.array([i.label == 0 and _holdout(i) for i in table.items])
-    gens = sorted({i.generator for i in table.items if i.label == 1})
     results = []
-    for g in gens:
+    for g in _generators(table):
         is_g = np.array([i.label == 1 and i.generator == g for i in table.items])
-        train = ~is_g & ~real_test
-        fitted = fit(table, train, f"fold without {g}", processed, work_size=work_size)
+        fitted = fit(table, ~is_g & ~real_test, f"fold without {g}", processed, work_size=work_size)
         test = is_g | real_test
         p = fitted.scores(table, test)
         cal = fitted.calibration
         m = metrics(labels[test], p, cal.threshold_synthetic, real_threshold=cal.threshold_real)
         results.append({"fold": f"generator={g}", **m, "threshold": cal.threshold_synthetic})
     return results
+
+
+def _generators(table: FeatureTable) -> list[str]:
+    return sorted({i.generator for i in table.items if i.label == 1})
+
+
+def _logo_training(table: FeatureTable, generator: str) -> npt.NDArray[np.bool_]:
+    """The training rows of the leave-one-generator-out fold without ``generator``."""
+    return np.array([not (i.generator == generator if i.label == 1 else _holdout(i)) for i in table.items])
+
+
+def leave_one_generator_out_fits(
+    table: FeatureTable,
+    processed: FeatureTable | None,
+    small: FeatureTable,
+    small_processed: FeatureTable | None,
+) -> dict[str, Fitted]:
+    """Each leave-one-generator-out fold as a whole detector: fitted at the working size on ``table``
+    and at the thumbnail size on ``small`` (every image measured at that size), so that it judges a
+    perturbed image at whichever size the detector would pick for it."""
+    size = int(small.work_sizes()[0]) if small.items else WORK_SIZE
+    folds = {}
+    for g in _generators(table):
+        full = fit(table, _logo_training(table, g), f"fold without {g}", processed)
+        thumb = fit(small, _logo_training(small, g), f"fold without {g}", small_processed, work_size=size)
+        folds[g] = replace(full, thumbnail=thumb)
+    return folds
 
 
 def leave_one_set_out(
@@ -734,45 +759,81 @@ def subsample(items: Sequence[Item], per_set: int, seed: int = 0) -> list[Item]:
     return out
 
 
-def _scores_with_unusable(
-    fitted: Fitted, table: FeatureTable
-) -> tuple[npt.NDArray[np.int_], FloatArray, FloatArray, float]:
-    """Labels, probabilities and per-row thresholds, with every unusable image scored 0.5 (the
+def _scores_with_unusable(fitted: Fitted, table: FeatureTable) -> tuple[list[Item], FloatArray, FloatArray, float]:
+    """Items, probabilities and per-row thresholds, with every unusable image scored 0.5 (the
     detector answers "uncertain"), and the share of unusable images."""
     p = fitted.scores(table)
-    failed_labels = np.array([i.label for i, _ in table.failed], dtype=np.int_)
-    labels = np.concatenate([table.labels, failed_labels])
-    probs = np.concatenate([p, np.full(failed_labels.size, 0.5)])
-    thresholds = np.concatenate([fitted.thresholds(table), np.full(failed_labels.size, np.inf)])
-    return labels, probs, thresholds, failed_labels.size / max(1, labels.size)
+    items = [*table.items, *(i for i, _ in table.failed)]
+    n_failed = len(table.failed)
+    probs = np.concatenate([p, np.full(n_failed, 0.5)])
+    thresholds = np.concatenate([fitted.thresholds(table), np.full(n_failed, np.inf)])
+    return items, probs, thresholds, n_failed / max(1, len(items))
+
+
+def _auc_per_generator(items: Sequence[Item], p: FloatArray) -> dict[str, float]:
+    """AUC of each generator's images against all real images."""
+    labels = np.array([i.label for i in items], dtype=np.int_)
+    generators = np.array([i.generator for i in items])
+    real = labels == 0
+    return {
+        g: auc(labels[real | (generators == g)], p[real | (generators == g)])
+        for g in sorted(set(generators[~real].tolist()))
+    }
 
 
 def perturbation_suite(
-    items: Sequence[Item], fitted: Fitted, model: OnnxModel | None, names: Iterable[str] | None = None
+    items: Sequence[Item],
+    fitted: Fitted,
+    model: OnnxModel | None,
+    names: Iterable[str] | None = None,
+    *,
+    unseen: Mapping[str, Fitted] | None = None,
 ) -> list[dict[str, Any]]:
     """AUC on clean images and under each perturbation, with the drop, for the given detector.
 
     Each image is judged at the working size the detector picks for it (a 256 px image halved to
     128 px is judged as a thumbnail). Images the perturbation makes unusable count with the
     detector's answer for them, probability 0.5 ("uncertain"); ``unusable`` says how many.
+
+    ``unseen`` maps each generator to a detector fitted without it (the leave-one-generator-out
+    folds of :func:`leave_one_generator_out_fits`). Each row then also gives, per generator, the
+    AUC of that fold on the generator's images against the real images outside its training part
+    (``unseen_generator_auc``), and the drop from the clean images (``unseen_generator_auc_drop``):
+    the robustness of the detector on generators it has not seen, which the pooled AUC of a
+    detector fitted on these very images cannot show.
     """
     rows: list[dict[str, Any]] = []
     base = float("nan")
+    base_unseen: dict[str, float] = {}
     for name in [None, *(names or PERTURBATIONS)]:
         table = measure_items(items, name, model)
-        y, p, t, unusable = _scores_with_unusable(fitted, table)
+        judged, p, t, unusable = _scores_with_unusable(fitted, table)
+        y = np.array([i.label for i in judged], dtype=np.int_)
         a = auc(y, p)
         if name is None:
             base = a
-        rows.append(
-            {
-                "perturbation": name or "none",
-                "auc": a,
-                "auc_drop": base - a,
-                "balanced_accuracy": metrics(y, p, t, ci=False)["balanced_accuracy"],
-                "unusable": unusable,
+        row: dict[str, Any] = {
+            "perturbation": name or "none",
+            "auc": a,
+            "auc_drop": base - a,
+            "balanced_accuracy": metrics(y, p, t, ci=False)["balanced_accuracy"],
+            "unusable": unusable,
+        }
+        if unseen:
+            by: dict[str, float] = {}
+            for g, fold in unseen.items():
+                judged_g, p_g, _, _ = _scores_with_unusable(fold, table)
+                test = [k for k, i in enumerate(judged_g) if (i.generator == g if i.label == 1 else _holdout(i))]
+                by |= _auc_per_generator([judged_g[k] for k in test], p_g[test])
+            if name is None:
+                base_unseen = by
+            drops = {g: base_unseen[g] - value for g, value in by.items() if g in base_unseen}
+            row |= {
+                "unseen_generator_auc": by,
+                "unseen_generator_auc_drop": drops,
+                "largest_unseen_generator_drop": max(drops.values(), default=float("nan")),
             }
-        )
+        rows.append(row)
     return rows
 
 

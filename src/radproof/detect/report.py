@@ -12,7 +12,9 @@ import numpy as np
 from radproof.detect.detector import Detector
 from radproof.detect.evaluate import (
     Fitted,
+    _holdout,
     leave_one_generator_out,
+    leave_one_generator_out_fits,
     leave_one_set_out,
     measure_items_at,
     measure_processed,
@@ -95,8 +97,14 @@ def run_evaluation(
     }
     if per_set > 0:
         say("perturbation suite")
-        sample = subsample(table.items, per_set)
-        out["perturbations"] = {"images": len(sample), "rows": perturbation_suite(sample, shipped, detector.model)}
+        # Real images from the protocol's hold-out only, so that the leave-one-generator-out folds
+        # judge images outside their training part too.
+        sample = subsample([i for i in table.items if i.label == 1 or _holdout(i)], per_set)
+        folds = leave_one_generator_out_fits(table, processed, small_tables[0], small_processed) if protocol else None
+        out["perturbations"] = {
+            "images": len(sample),
+            "rows": perturbation_suite(sample, shipped, detector.model, unseen=folds),
+        }
     return out
 
 
@@ -188,6 +196,24 @@ def render_markdown(results: dict[str, Any]) -> str:
         pert = results["perturbations"]
         parts.append(f"### Perturbation suite ({pert['images']} images, shipped detector)\n")
         parts.append(_table(pert["rows"], ["perturbation", "auc", "auc_drop", "balanced_accuracy", "unusable"]))
+        if pert["rows"] and "unseen_generator_auc" in pert["rows"][0]:
+            generators = sorted(pert["rows"][0]["unseen_generator_auc"])
+            parts.append(
+                "The same perturbations judged by each leave-one-generator-out fold on the generator it "
+                "did not see (against the held-out real images of the sample): AUC (drop from clean)\n"
+            )
+            unseen = [
+                {
+                    "perturbation": r["perturbation"],
+                    **{
+                        g: f"{_fmt(r['unseen_generator_auc'][g])} ({_fmt(r['unseen_generator_auc_drop'][g])})"
+                        for g in generators
+                    },
+                    "largest_drop": r["largest_unseen_generator_drop"],
+                }
+                for r in pert["rows"]
+            ]
+            parts.append(_table(unseen, ["perturbation", *generators, "largest_drop"]))
     return "\n".join(parts)
 
 
