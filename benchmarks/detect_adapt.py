@@ -4,7 +4,10 @@ For each real set of the development data that the detector finds unusual when i
 for the best-known one as a control: leave it out (and one generator, and the 30 % real hold-out),
 then add the first N images of a fixed half of it; specificity is read on the other half,
 sensitivity on the held-out generator (mean over the four generators). N = 0 is the unadapted
-detector. Cue values are measured once (about 5 minutes on one core), then every fit is cheap.
+detector. Two tables: the images as the detector judges them (a set whose images have a short side
+under 256 px, such as the 224 px CLAHE knees, is judged at 128 px and so has no row in the first),
+and every image shrunk to 128 px. Cue values are measured once (about 8 minutes on one core), then
+every fit is cheap.
 
     .venv/bin/python -m benchmarks detect_adapt
 """
@@ -28,7 +31,8 @@ COUNTS = (0, 10, 20, 40, 80)
 
 def main(argv: list[str]) -> int:
     from radproof.detect.detector import Detector
-    from radproof.detect.evaluate import measure_items, measure_processed, read_manifest, site_adaptation
+    from radproof.detect.evaluate import measure_items_at, measure_processed, read_manifest, site_adaptation
+    from radproof.detect.normalize import SMALL_WORK_SIZE, WORK_SIZE
 
     if not MANIFEST.is_file():
         print(f"no development manifest at {MANIFEST}; nothing to measure", file=sys.stderr)
@@ -36,24 +40,30 @@ def main(argv: list[str]) -> int:
     items = read_manifest(MANIFEST)
     model = Detector.load().model
     started = time.perf_counter()
-    table = measure_items(items, None, model)
-    (processed,) = measure_processed(items, model)
+    sizes = (None, SMALL_WORK_SIZE)
+    table, small = measure_items_at(items, sizes, None, model)
+    processed, small_processed = measure_processed(items, model, work_sizes=sizes)
     print(
-        f"measured {len(table.items)} images + {len(processed.items)} processed copies "
-        f"in {time.perf_counter() - started:.0f} s\n"
+        f"measured {len(table.items)} images + {len(processed.items)} processed copies, at both sizes, "
+        f"in {time.perf_counter() - started:.0f} s"
     )
-    cells: dict[str, list[str]] = {}
-    for n in COUNTS:
-        for r in site_adaptation(table, processed, max_adapt=n, sets=SETS):
-            name = f"{r['fold'].split('=')[1]} ({r['n_test']} tested)"
-            cells.setdefault(name, []).append(
-                f"{r['specificity_adapted']:.3f} / {r['sensitivity_adapted']:.3f} ({r['n_adapt']})"
-            )
-    print("specificity on the set's other half / mean sensitivity on held-out generators (images added)\n")
-    print("| real set left out | " + " | ".join(f"N = {n}" for n in COUNTS) + " |")
-    print("|---|" + "---|" * len(COUNTS))
-    for name, row in cells.items():
-        print(f"| {name} | " + " | ".join(row) + " |")
+    for title, rows, copies, size in (
+        ("as the detector judges them", table, processed, WORK_SIZE),
+        (f"every image shrunk to {SMALL_WORK_SIZE} px", small, small_processed, SMALL_WORK_SIZE),
+    ):
+        cells: dict[str, list[str]] = {}
+        for n in COUNTS:
+            for r in site_adaptation(rows, copies, work_size=size, max_adapt=n, sets=SETS):
+                name = f"{r['fold'].split('=')[1]} ({r['n_test']} tested)"
+                cells.setdefault(name, []).append(
+                    f"{r['specificity_adapted']:.3f} / {r['sensitivity_adapted']:.3f} ({r['n_adapt']})"
+                )
+        print(f"\n{title}, judged at {size} px: specificity on the set's other half / mean sensitivity on")
+        print("held-out generators (images added)\n")
+        print("| real set left out | " + " | ".join(f"N = {n}" for n in COUNTS) + " |")
+        print("|---|" + "---|" * len(COUNTS))
+        for name, row in cells.items():
+            print(f"| {name} | " + " | ".join(row) + " |")
     print(f"\n{time.perf_counter() - started:.0f} s")
     return 0
 

@@ -26,7 +26,7 @@ from radproof.detect.evaluate import (
     site_adaptation,
     subsample,
 )
-from radproof.detect.normalize import SMALL_WORK_SIZE
+from radproof.detect.normalize import SMALL_SIDE, SMALL_WORK_SIZE
 
 
 def run_evaluation(
@@ -182,7 +182,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         small = results["thumbnail"]
         parts.append(
             f"### Thumbnails: the same protocol with every image shrunk to {small['work_size']} px "
-            "(the reference and calibration used for inputs under 192 px)\n"
+            f"(the reference and calibration used for inputs under {SMALL_SIDE} px)\n"
         )
         parts.append(_table(small["leave_one_generator_out"], metric_cols))
         parts.append(_table(small["leave_one_set_out"], set_cols))
