@@ -547,12 +547,11 @@ def leave_one_generator_out(
     """
     table = restrict(table, table.work_sizes() == work_size)
     labels = table.labels
-    real_test = np.array([i.label == 0 and _holdout(i) for i in table.items])
     results = []
     for g in _generators(table):
-        is_g = np.array([i.label == 1 and i.generator == g for i in table.items])
-        fitted = fit(table, ~is_g & ~real_test, f"fold without {g}", processed, work_size=work_size)
-        test = is_g | real_test
+        train = _logo_training(table, g)
+        fitted = fit(table, train, f"fold without {g}", processed, work_size=work_size)
+        test = ~train
         p = fitted.scores(table, test)
         cal = fitted.calibration
         m = metrics(labels[test], p, cal.threshold_synthetic, real_threshold=cal.threshold_real)
@@ -564,9 +563,15 @@ def _generators(table: FeatureTable) -> list[str]:
     return sorted({i.generator for i in table.items if i.label == 1})
 
 
+def _in_logo_test(item: Item, generator: str) -> bool:
+    """Whether ``item`` is tested (not fitted) in the leave-one-generator-out fold without ``generator``:
+    that generator's images and the 30 % real hold-out."""
+    return item.generator == generator if item.label == 1 else _holdout(item)
+
+
 def _logo_training(table: FeatureTable, generator: str) -> npt.NDArray[np.bool_]:
     """The training rows of the leave-one-generator-out fold without ``generator``."""
-    return np.array([not (i.generator == generator if i.label == 1 else _holdout(i)) for i in table.items])
+    return np.array([not _in_logo_test(i, generator) for i in table.items])
 
 
 def leave_one_generator_out_fits(
@@ -823,7 +828,7 @@ def perturbation_suite(
             by: dict[str, float] = {}
             for g, fold in unseen.items():
                 judged_g, p_g, _, _ = _scores_with_unusable(fold, table)
-                test = [k for k, i in enumerate(judged_g) if (i.generator == g if i.label == 1 else _holdout(i))]
+                test = [k for k, i in enumerate(judged_g) if _in_logo_test(i, g)]
                 by |= _auc_per_generator([judged_g[k] for k in test], p_g[test])
             if name is None:
                 base_unseen = by
