@@ -115,6 +115,13 @@ def test_train_then_evaluate_on_a_toy_manifest(tmp_path: Path, capsys: pytest.Ca
     small = results["thumbnail"]
     assert {r["fold"] for r in small["leave_one_generator_out"]} == {"generator=gen0", "generator=gen1"}
     assert "Thumbnails" in (tmp_path / "eval.md").read_text()
+    # Without the protocol there are no folds: the suite gives the shipped detector's rows only.
+    args = ["evaluate", str(manifest), "--json", "--model", str(model_dir), "--per-set", "3", "--no-protocol"]
+    assert main(args) == 0
+    quick = json.loads(capsys.readouterr().out)
+    assert "leave_one_generator_out" not in quick and "thumbnail" not in quick
+    assert [r["perturbation"] for r in quick["perturbations"]["rows"]] == names
+    assert all("unseen_generator_auc" not in r for r in quick["perturbations"]["rows"])
 
 
 def _thumbnails_are_judged(model_dir: Path, folder: Path) -> None:
