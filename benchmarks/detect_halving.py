@@ -18,7 +18,6 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import hashlib  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from dataclasses import replace  # noqa: E402
@@ -33,9 +32,16 @@ PER_SET = 40
 
 
 def main(argv: list[str]) -> int:
-    from radproof.detect.adapt import load_rows
+    from radproof.detect.adapt import ROWS_FILE, _opaque, load_rows
     from radproof.detect.detector import Detector, detector_folder
-    from radproof.detect.evaluate import _holdout, fit, measure_items, read_manifest, subsample
+    from radproof.detect.evaluate import (
+        FeatureTable,
+        _holdout,
+        leave_one_generator_out_fits,
+        measure_items,
+        read_manifest,
+        subsample,
+    )
     from radproof.detect.normalize import SMALL_WORK_SIZE, WORK_SIZE
 
     if not MANIFEST.is_file():
@@ -43,23 +49,16 @@ def main(argv: list[str]) -> int:
         return 0
     started = time.perf_counter()
     items = read_manifest(MANIFEST)
-    # The stored rows name images by a hash of the file name (adapt.py), not by path.
-    by_key = {hashlib.sha256(i.path.name.encode()).hexdigest()[:16]: i for i in items}
-    stored = load_rows(detector_folder() / "detector-rows.npz")
-    tables = {
-        size: (
-            replace(r.table, items=[by_key[str(i.path)] for i in r.table.items]),
-            replace(r.processed, items=[by_key[str(i.path)] for i in r.processed.items]),
-        )
-        for size, r in stored.items()
-    }
-    folds = {}
-    for g in GENERATORS:
-        parts = {}
-        for size, (table, processed) in tables.items():
-            train = np.array([not (i.generator == g if i.label == 1 else _holdout(i)) for i in table.items])
-            parts[size] = fit(table, train, f"fold without {g}", processed, work_size=size)
-        folds[g] = replace(parts[WORK_SIZE], thumbnail=parts.get(SMALL_WORK_SIZE))
+    # The stored rows name images by an opaque key of the file name, not by path.
+    by_key = {_opaque(i.path.name): i for i in items}
+    stored = load_rows(detector_folder() / ROWS_FILE)
+
+    def relabelled(size: int) -> list[FeatureTable]:
+        rows = stored[size]
+        return [replace(t, items=[by_key[str(i.path)] for i in t.items]) for t in (rows.table, rows.processed)]
+
+    all_folds = leave_one_generator_out_fits(*relabelled(WORK_SIZE), *relabelled(SMALL_WORK_SIZE))
+    folds = {g: all_folds[g] for g in GENERATORS}
     sample = subsample([i for i in items if i.label == 1 or _holdout(i)], PER_SET)
     model = Detector.load().model
     measured = {name: measure_items(sample, name, model) for name in (None, "resize0.5")}
