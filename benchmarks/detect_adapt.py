@@ -41,8 +41,8 @@ def main(argv: list[str]) -> int:
     model = Detector.load().model
     started = time.perf_counter()
     sizes = (None, SMALL_WORK_SIZE)
-    table, small = measure_items_at(items, sizes, None, model)
-    processed, small_processed = measure_processed(items, model, work_sizes=sizes)
+    table, small = measure_items_at(items, sizes, None, model, reference=True)
+    processed, small_processed = measure_processed(items, model, work_sizes=sizes, reference=True)
     print(
         f"measured {len(table.items)} images + {len(processed.items)} processed copies, at both sizes, "
         f"in {time.perf_counter() - started:.0f} s"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from radproof.detect.normalize import SMALL_WORK_SIZE, WORK_SIZE, normalize, normalize_array
+from radproof.detect.normalize import SMALL_WORK_SIZE, WORK_SIZE, normalize, normalize_array, work_size_for
 from radproof.errors import InputError
 from radproof.imaging import load_bytes
 from radproof.imaging.radiograph import Radiograph
@@ -21,14 +21,26 @@ def test_every_input_becomes_the_same_square() -> None:
         assert out.pixels.min() >= 0.0 and out.pixels.max() <= 1.0
 
 
-@pytest.mark.parametrize(("short", "size"), [(191, SMALL_WORK_SIZE), (96, SMALL_WORK_SIZE), (192, WORK_SIZE)])
+@pytest.mark.parametrize(
+    ("short", "size"), [(255, SMALL_WORK_SIZE), (224, SMALL_WORK_SIZE), (96, SMALL_WORK_SIZE), (256, WORK_SIZE)]
+)
 def test_thumbnails_get_their_own_working_size(short: int, size: int) -> None:
-    """Inputs under 192 px are shrunk (or up-sampled at most 4/3) to the thumbnail size, never
+    """Inputs under 256 px are shrunk (or up-sampled at most 4/3) to the thumbnail size, never
     blown up to the main size; a forced size overrides the choice."""
     arr = np.random.default_rng(0).normal(100, 10, (short, short + 40))
     out = normalize_array(arr)
     assert out.work_size == size and out.pixels.shape == (size, size) and not out.problems
     assert normalize_array(arr, SMALL_WORK_SIZE).work_size == SMALL_WORK_SIZE
+
+
+@pytest.mark.parametrize(
+    ("short", "judged", "reference"), [(191, 128, 128), (192, 128, 256), (255, 128, 256), (256, 256, 256)]
+)
+def test_reference_takes_slightly_smaller_images_than_it_judges(short: int, judged: int, reference: int) -> None:
+    """From 192 px up an image is brought to the main size for the reference (up-sampled at most
+    4/3), while the detector judges only inputs of at least 256 px there."""
+    assert work_size_for(short) == judged
+    assert work_size_for(short, reference=True) == reference
 
 
 def test_bit_depth_and_format_do_not_reach_the_pixels() -> None:

@@ -65,3 +65,30 @@ def test_rows_without_a_fit_for_their_size_count_as_uncertain_not_synthetic() ->
     assert np.all(p[::2] == 0.5) and np.all(np.isinf(t[::2])) and np.all(np.isfinite(t[1::2]))
     flagged = metrics(mixed.labels, p, t, ci=False)
     assert flagged["sensitivity"] <= 0.5 + 1e-9  # the abstaining half of the fakes is not counted as caught
+
+
+def test_rows_kept_for_the_reference_are_fitted_on_but_never_tested() -> None:
+    """Images under the main size are judged as thumbnails: at the main size they shape the fit
+    (up-sampled), but no fold tests them there."""
+    from dataclasses import replace
+
+    from radproof.detect.evaluate import leave_one_generator_out
+
+    table = _table()
+    shorts = np.full(len(table.items), 1024)
+    odd = np.array([i.set == "odd-site" for i in table.items])
+    gen2 = np.array([i.generator == "gen-2" for i in table.items])
+    shorts[odd], shorts[gen2] = 224, 226
+    marked = replace(table, short_sides=shorts, sizes=np.full(len(table.items), 256))
+    assert np.array_equal(marked.reference_only(), odd | gen2)
+    assert not marked.routed()[odd | gen2].any() and marked.routed()[~(odd | gen2)].all()
+
+    assert "real set=odd-site" not in {r["fold"] for r in leave_one_set_out(marked)}
+    plain = {r["fold"]: r for r in leave_one_generator_out(table)}
+    folds = {r["fold"]: r for r in leave_one_generator_out(marked)}
+    assert set(folds) == {"generator=gen-1"}
+    # The same fit (the odd site's rows still in it), tested without the odd site's hold-out.
+    assert folds["generator=gen-1"]["threshold"] == plain["generator=gen-1"]["threshold"]
+    assert 0 < folds["generator=gen-1"]["n_real"] < plain["generator=gen-1"]["n_real"]
+    assert folds["generator=gen-1"]["n_synthetic"] == plain["generator=gen-1"]["n_synthetic"]
+    assert all(r["fold"] != "real set=odd-site" for r in site_adaptation(marked, max_adapt=5))

@@ -25,7 +25,7 @@ from scipy import ndimage
 from radproof.detect import cues as cue_functions
 from radproof.detect.fusion import Calibration, features, fit_calibration
 from radproof.detect.model import OnnxModel
-from radproof.detect.normalize import WORK_SIZE, normalize
+from radproof.detect.normalize import WORK_SIZE, normalize, work_size_for
 from radproof.detect.processing import PROCESSING
 from radproof.detect.reference import Reference, build_reference
 from radproof.errors import InputError
@@ -210,12 +210,29 @@ class FeatureTable:
     logits: FloatArray | None = None
     failed: list[tuple[Item, str]] = field(default_factory=list)
     sizes: npt.NDArray[np.int_] | None = None  # working size of each row; None: all at WORK_SIZE
+    short_sides: npt.NDArray[np.int_] | None = None  # input short side of each row; None: unknown
 
     def work_sizes(self) -> npt.NDArray[np.int_]:
         """The working size (normalized square side) of every row."""
         if self.sizes is None:
             return np.full(len(self.items), WORK_SIZE, dtype=np.int_)
         return self.sizes
+
+    def reference_only(self) -> npt.NDArray[np.bool_]:
+        """Rows measured at a larger working size than the detector judges their image at (inputs
+        between :data:`~radproof.detect.normalize.REFERENCE_SIDE` and ``SMALL_SIDE`` brought up to the
+        main size): they shape the reference and calibration, and are never tested there."""
+        if self.short_sides is None:
+            return np.zeros(len(self.items), dtype=bool)
+        judged_at = np.array([work_size_for(int(s)) for s in self.short_sides], dtype=np.int_)
+        return np.asarray(self.work_sizes() > judged_at, dtype=bool)
+
+    def routed(self) -> npt.NDArray[np.bool_]:
+        """Rows measured at the working size the detector judges their image at."""
+        if self.short_sides is None:
+            return np.ones(len(self.items), dtype=bool)
+        judged_at = np.array([work_size_for(int(s)) for s in self.short_sides], dtype=np.int_)
+        return np.asarray(self.work_sizes() == judged_at, dtype=bool)
 
     def rows(self, mask: npt.NDArray[np.bool_] | None = None) -> list[dict[str, float]]:
         sel = self.values if mask is None else self.values[mask]
@@ -250,6 +267,7 @@ class _Rows:
     values: list[list[float]] = field(default_factory=list)
     logits: list[float] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)
+    shorts: list[int] = field(default_factory=list)
     failed: list[tuple[Item, str]] = field(default_factory=list)
 
     def table(self, names: list[str], with_logits: bool) -> FeatureTable:
@@ -260,6 +278,7 @@ class _Rows:
             logits=np.array(self.logits, dtype=np.float64) if with_logits else None,
             failed=self.failed,
             sizes=np.array(self.sizes, dtype=np.int_),
+            short_sides=np.array(self.shorts, dtype=np.int_),
         )
 
 
@@ -269,8 +288,15 @@ def measure_items_at(
     perturbation: str | None = None,
     model: OnnxModel | None = None,
     progress: Callable[[int, int], None] | None = None,
+    *,
+    reference: bool = False,
 ) -> list[FeatureTable]:
-    """:func:`measure_items` at several working sizes, loading and perturbing each image once."""
+    """:func:`measure_items` at several working sizes, loading and perturbing each image once.
+
+    A size of None means the one the detector picks for each image; with ``reference``, the one
+    each image contributes to when the reference is built
+    (:func:`~radproof.detect.normalize.work_size_for`).
+    """
     names = list(cue_functions.CUES)
     perturb = {**PERTURBATIONS, **PROCESSINGS}[perturbation] if perturbation else None
     collected = [_Rows() for _ in work_sizes]
@@ -285,7 +311,10 @@ def measure_items_at(
             for rows in collected:
                 rows.failed.append((item, str(exc)))
             continue
+        short = min(image.shape)
         for size, rows in zip(work_sizes, collected, strict=True):
+            if size is None and reference:
+                size = work_size_for(short, reference=True)
             try:
                 norm = normalize(image, size)
             except InputError as exc:
@@ -297,6 +326,7 @@ def measure_items_at(
             v = cue_functions.measure(norm.pixels)
             rows.items.append(item)
             rows.sizes.append(norm.work_size)
+            rows.shorts.append(short)
             rows.values.append([v[n] for n in names])
             if model is not None:
                 rows.logits.append(model.logit(norm.pixels)[0])
@@ -313,6 +343,9 @@ def concat_tables(tables: Sequence[FeatureTable]) -> FeatureTable:
         logits=None if any(v is None for v in logits) else np.concatenate([v for v in logits if v is not None]),
         failed=[f for t in tables for f in t.failed],
         sizes=np.concatenate([t.work_sizes() for t in tables]),
+        short_sides=None
+        if any(t.short_sides is None for t in tables)
+        else np.concatenate([t.short_sides for t in tables if t.short_sides is not None]),
     )
 
 
@@ -323,14 +356,18 @@ def measure_processed(
     every: int = 2,
     progress: Callable[[int, int], None] | None = None,
     work_sizes: Sequence[int | None] = (None,),
+    reference: bool = False,
 ) -> list[FeatureTable]:
     """Cue values of every ``every``-th real item after each hospital-style processing of
-    :data:`PROCESSINGS`: one table per working size of ``work_sizes``."""
+    :data:`PROCESSINGS`: one table per working size of ``work_sizes`` (None and ``reference`` as
+    in :func:`measure_items_at`)."""
     reals = [i for i in items if i.label == 0][::every]
     per_size: list[list[FeatureTable]] = [[] for _ in work_sizes]
     for k, name in enumerate(PROCESSINGS):
         step = None if progress is None else (lambda j, n, k=k: progress(k * n + j, n * len(PROCESSINGS)))
-        for tables, table in zip(per_size, measure_items_at(reals, work_sizes, name, model, step), strict=True):
+        for tables, table in zip(
+            per_size, measure_items_at(reals, work_sizes, name, model, step, reference=reference), strict=True
+        ):
             tables.append(table)
     return [concat_tables(tables) for tables in per_size]
 
@@ -343,6 +380,7 @@ def save_table(table: FeatureTable, path: Path) -> None:
         paths=np.array([str(i.path) for i in table.items]),
         names=np.array(table.names),
         sizes=table.work_sizes(),
+        short_sides=table.short_sides if table.short_sides is not None else np.zeros(0, dtype=np.int_),
     )
 
 
@@ -352,7 +390,9 @@ def load_table(path: Path, items: Sequence[Item]) -> FeatureTable:
     kept = [by_path[p] for p in data["paths"].tolist()]
     logits = data["logits"] if data["logits"].size else None
     sizes = data.get("sizes")
-    return FeatureTable(kept, data["names"].tolist(), data["values"], logits, sizes=sizes)
+    shorts = data.get("short_sides")
+    shorts = shorts if shorts is not None and shorts.size else None
+    return FeatureTable(kept, data["names"].tolist(), data["values"], logits, sizes=sizes, short_sides=shorts)
 
 
 # -- scoring --------------------------------------------------------------------------------------
@@ -543,15 +583,20 @@ def leave_one_generator_out(
 ) -> list[dict[str, Any]]:
     """For each generator: fit on the other generators and 70 % of the reals, test on it and the other 30 %.
 
-    Only rows at ``work_size`` take part (run it on a table measured at that size).
+    Only rows at ``work_size`` take part (run it on a table measured at that size); rows kept for
+    the reference only (:meth:`FeatureTable.reference_only`) are fitted on, never tested, and a
+    generator without other rows is left out (its images are judged at another size).
     """
     table = restrict(table, table.work_sizes() == work_size)
     labels = table.labels
+    testable = ~table.reference_only()
     results = []
     for g in _generators(table):
         train = _logo_training(table, g)
+        test = ~train & testable
+        if not np.any(test & (labels == 1)):
+            continue
         fitted = fit(table, train, f"fold without {g}", processed, work_size=work_size)
-        test = ~train
         p = fitted.scores(table, test)
         cal = fitted.calibration
         m = metrics(labels[test], p, cal.threshold_synthetic, real_threshold=cal.threshold_real)
@@ -597,11 +642,13 @@ def leave_one_set_out(
 ) -> list[dict[str, Any]]:
     """For each real set: fit without it (all fakes kept for calibration), report specificity on it."""
     table = restrict(table, table.work_sizes() == work_size)
-    sets = sorted({i.set for i in table.items if i.label == 0})
+    testable = ~table.reference_only()
+    sets = sorted({i.set for i, t in zip(table.items, testable, strict=True) if i.label == 0 and t})
     results = []
     for s in sets:
         is_s = np.array([i.label == 0 and i.set == s for i in table.items])
         fitted = fit(table, ~is_s, f"fold without {s}", processed, work_size=work_size)
+        is_s &= testable
         p = fitted.scores(table, is_s)
         t = fitted.calibration.threshold_synthetic
         results.append(
@@ -645,15 +692,17 @@ def site_adaptation(
     site needs; ``sets`` limits the table to those real sets.
     """
     table = restrict(table, table.work_sizes() == work_size)
+    testable = ~table.reference_only()
     real_test = np.array([i.label == 0 and _holdout(i) for i in table.items])
-    gens = sorted({i.generator for i in table.items if i.label == 1})
+    gens = sorted({i.generator for i, t in zip(table.items, testable, strict=True) if i.label == 1 and t})
     results = []
     for s in sorted({i.set for i in table.items if i.label == 0}):
         is_s = np.array([i.label == 0 and i.set == s for i in table.items])
-        if is_s.sum() < SITE_MIN_IMAGES or (sets is not None and s not in sets):
+        # A site's images judged at another size never join this size's reference in `radproof adapt`.
+        if (is_s & testable).sum() < SITE_MIN_IMAGES or (sets is not None and s not in sets):
             continue
-        adapt = is_s & np.array([_site_half(i) for i in table.items])
-        test = is_s & ~adapt
+        adapt = is_s & testable & np.array([_site_half(i) for i in table.items])
+        test = is_s & testable & ~adapt
         if max_adapt is not None:
             names = {int(k): table.items[k].path.name for k in np.flatnonzero(adapt)}
             order = sorted(names, key=lambda k: hashlib.sha256(names[k].encode()).digest())
@@ -670,7 +719,7 @@ def site_adaptation(
                 fitted = fit(table, train, f"fold without {s} and {g} ({mode})", others, work_size=work_size)
                 t = fitted.calibration.threshold_synthetic
                 spec[mode].append(float(np.mean(fitted.scores(table, test) < t)))
-                sens[mode].append(float(np.mean(fitted.scores(table, is_g) >= t)))
+                sens[mode].append(float(np.mean(fitted.scores(table, is_g & testable) >= t)))
         results.append(
             {
                 "fold": f"real set={s}",
@@ -849,6 +898,7 @@ def restrict(table: FeatureTable, mask: npt.NDArray[np.bool_]) -> FeatureTable:
         values=table.values[mask],
         logits=None if table.logits is None else table.logits[mask],
         sizes=table.work_sizes()[mask],
+        short_sides=None if table.short_sides is None else table.short_sides[mask],
     )
 
 

@@ -9,9 +9,9 @@ images are larger JPEGs). So every input, whatever it was, goes through the same
 3. scale: area-averaged down-sampling so that the short side is the working size, then a centred
    square crop. The working size is :data:`WORK_SIZE` for ordinary inputs and
    :data:`SMALL_WORK_SIZE` for thumbnails (short side under :data:`SMALL_SIDE`), each with its own
-   reference and calibration: up-sampling a thumbnail to the main size would hide the very noise
-   the cues measure. No input is up-sampled by more than 4/3; smaller ones are reported as a
-   reason for caution;
+   reference and calibration. Nothing is up-sampled into the main view: interpolation smooths a
+   real image into looking generated (a halved 400 px radiograph did). Thumbnails are up-sampled
+   by at most 4/3; smaller inputs are reported as a reason for caution;
 4. one re-encoding: 8-bit quantization and a JPEG round trip at :data:`JPEG_QUALITY` (a PNG fake and
    a JPEG original both arrive with the same compression history).
 
@@ -37,8 +37,12 @@ WORK_SIZE = 256
 JPEG_QUALITY = 90
 #: Smallest short side accepted at all (pixels); smaller inputs are refused.
 MIN_SIDE = 32
-#: Short sides under this are analysed at :data:`SMALL_WORK_SIZE` (thumbnails).
-SMALL_SIDE = 192
+#: Short sides under this are analysed at :data:`SMALL_WORK_SIZE` (thumbnails): the main view is
+#: never reached by up-sampling.
+SMALL_SIDE = WORK_SIZE
+#: Short sides from this up still join the main *reference* (up-sampled by at most 4/3), when the
+#: detector is built or evaluated; they are judged as thumbnails (see docs/detector.md).
+REFERENCE_SIDE = 192
 #: Working size for thumbnails.
 SMALL_WORK_SIZE = 128
 #: Short sides under this are flagged: too small to judge (up-sampling would exceed 4/3).
@@ -139,9 +143,13 @@ def reencode(unit: FloatImage, quality: int = JPEG_QUALITY) -> FloatImage:
     return out
 
 
-def work_size_for(short_side: int) -> int:
-    """The working size an input with this short side is analysed at."""
-    return WORK_SIZE if short_side >= SMALL_SIDE else SMALL_WORK_SIZE
+def work_size_for(short_side: int, *, reference: bool = False) -> int:
+    """The working size an input with this short side is analysed at.
+
+    With ``reference``, the size it contributes to when the reference is built: inputs from
+    :data:`REFERENCE_SIDE` up join the main one.
+    """
+    return WORK_SIZE if short_side >= (REFERENCE_SIDE if reference else SMALL_SIDE) else SMALL_WORK_SIZE
 
 
 def normalize_array(

@@ -13,6 +13,7 @@ from radproof.detect.detector import Detector
 from radproof.detect.evaluate import (
     Fitted,
     _holdout,
+    concat_tables,
     leave_one_generator_out,
     leave_one_generator_out_fits,
     leave_one_set_out,
@@ -23,10 +24,11 @@ from radproof.detect.evaluate import (
     per_group,
     perturbation_suite,
     read_manifest,
+    restrict,
     site_adaptation,
     subsample,
 )
-from radproof.detect.normalize import SMALL_SIDE, SMALL_WORK_SIZE
+from radproof.detect.normalize import REFERENCE_SIDE, SMALL_SIDE, SMALL_WORK_SIZE, WORK_SIZE
 
 
 def run_evaluation(
@@ -48,8 +50,9 @@ def run_evaluation(
             say(f"  {k}/{n}")
 
     # The thumbnail protocol needs every image shrunk too: measured in the same pass (one load each).
+    # The protocol refits the detector, so its main table holds what `radproof train` fits on.
     sizes = (None, SMALL_WORK_SIZE) if protocol else (None,)
-    table, *small_tables = measure_items_at(items, sizes, None, detector.model, count)
+    table, *small_tables = measure_items_at(items, sizes, None, detector.model, count, reference=protocol)
     out: dict[str, Any] = {
         "manifest": str(manifest),
         "images": len(items),
@@ -63,7 +66,7 @@ def run_evaluation(
     if protocol:
         say("hospital-style processing of the real images")
         processed, small_processed = measure_processed(
-            items, detector.model, progress=count, work_sizes=(None, SMALL_WORK_SIZE)
+            items, detector.model, progress=count, work_sizes=(None, SMALL_WORK_SIZE), reference=True
         )
         say("leave-one-generator-out")
         out["leave_one_generator_out"] = leave_one_generator_out(table, processed)
@@ -85,15 +88,17 @@ def run_evaluation(
         detector.calibration,
         None if thumbnail is None else Fitted(thumbnail.reference, thumbnail.calibration, work_size=SMALL_WORK_SIZE),
     )
-    p = shipped.scores(table)
-    t = shipped.thresholds(table)
+    # Each image as the detector judges it: at the main size, or as a thumbnail.
+    judged = concat_tables([restrict(t, t.routed()) for t in (table, *small_tables)])
+    p = shipped.scores(judged)
+    t = shipped.thresholds(judged)
     out["shipped"] = {
         "threshold": detector.calibration.threshold_synthetic,
         "note": "the shipped detector was fitted on this data when it is the development manifest (in-sample)",
-        "overall": metrics(table.labels, p, t, real_threshold=shipped.real_thresholds(table)),
-        "per_generator": per_group(table, p, t, "generator"),
-        "per_set": per_group(table, p, t, "set"),
-        "per_body_part": per_group(table, p, t, "body_part"),
+        "overall": metrics(judged.labels, p, t, real_threshold=shipped.real_thresholds(judged)),
+        "per_generator": per_group(judged, p, t, "generator"),
+        "per_set": per_group(judged, p, t, "set"),
+        "per_body_part": per_group(judged, p, t, "body_part"),
     }
     if per_set > 0:
         say("perturbation suite")
@@ -155,6 +160,11 @@ def render_markdown(results: dict[str, Any]) -> str:
     ]
     set_cols = ["fold", "n_real", "specificity", "uncertain_or_synthetic", "median_probability", "threshold"]
     if "leave_one_generator_out" in results:
+        parts.append(
+            f"Images under {SMALL_SIDE} px are judged as thumbnails and tested in the thumbnail tables; "
+            f"from {REFERENCE_SIDE} px up they still take part in fitting the {WORK_SIZE} px reference "
+            "and calibration.\n"
+        )
         parts.append("### Leave-one-generator-out (held-out generator vs 30 % held-out real images)\n")
         parts.append(_table(results["leave_one_generator_out"], metric_cols))
         parts.append("### Leave-one-set-out (specificity on a real set never seen in fitting)\n")
@@ -182,7 +192,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         small = results["thumbnail"]
         parts.append(
             f"### Thumbnails: the same protocol with every image shrunk to {small['work_size']} px "
-            f"(the reference and calibration used for inputs under {SMALL_SIDE} px)\n"
+            f"(the reference and calibration used for inputs under {SMALL_SIDE} px; here every image "
+            "is tested at that size)\n"
         )
         parts.append(_table(small["leave_one_generator_out"], metric_cols))
         parts.append(_table(small["leave_one_set_out"], set_cols))

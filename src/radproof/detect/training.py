@@ -67,13 +67,14 @@ def train_detector(
         if model_file.resolve() != onnx_path.resolve():
             shutil.copyfile(model_file, onnx_path)
     model = OnnxModel(onnx_path) if (cnn or model_file is not None) else None
-    # Main size: the images the detector would judge at it. Thumbnails: every image, shrunk.
+    # Main size: the images that can be brought to it by at most 4/3 (the detector judges only the
+    # ones that need no up-sampling there). Thumbnails: every image, shrunk.
     sizes = (WORK_SIZE, SMALL_WORK_SIZE)
     forced = (None, SMALL_WORK_SIZE)
     say(f"measuring {len(items)} images at {' and '.join(f'{s} px' for s in sizes)}")
-    tables = measure_items_at(items, forced, None, model)
+    tables = measure_items_at(items, forced, None, model, reference=True)
     say("measuring real images after hospital-style processing")
-    processed_tables = measure_processed(items, model, work_sizes=forced)
+    processed_tables = measure_processed(items, model, work_sizes=forced, reference=True)
     scales: dict[int, dict[str, Any]] = {}
     rows: dict[int, Rows] = {}
     for size, table, processed in zip(sizes, tables, processed_tables, strict=True):
