@@ -84,3 +84,28 @@ def test_non_finite_values_do_not_crash() -> None:
     arr = np.random.default_rng(0).normal(0, 1, (300, 300))
     arr[10:20, 10:20] = np.nan
     assert np.isfinite(normalize_array(arr).pixels).all()
+
+
+def test_a_thumbnail_under_the_thumbnail_size_is_mirrored_not_interpolated() -> None:
+    """Interpolating up would correlate neighbouring pixels (smooth, generated-looking grain); the
+    centre is kept pixel for pixel and the border mirrored, so white noise stays white."""
+    arr = np.random.default_rng(0).normal(100, 10, (112, 150))
+    out = normalize_array(arr)
+    assert out.work_size == SMALL_WORK_SIZE and not out.problems
+    top, left, rows, cols = out.placement
+    assert (rows, cols) == (112, 150) and top == -8 and left == 11
+    assert out.crop == (0, 11, 112, 128)
+    centre = out.pixels[8:120].astype(np.float64)
+    neighbours = np.corrcoef(centre[:, :-1].ravel(), centre[:, 1:].ravel())[0, 1]
+    assert abs(neighbours) < 0.15
+    # The mirrored border repeats the rows next to it (up to the JPEG re-encoding).
+    assert np.abs(out.pixels[7] - out.pixels[9]).mean() < np.abs(out.pixels[7] - out.pixels[60]).mean() / 2
+
+
+def test_the_heatmap_of_a_mirrored_thumbnail_covers_its_frame() -> None:
+    from radproof.detect.detector import Detection
+
+    square = np.ones((SMALL_WORK_SIZE, SMALL_WORK_SIZE), dtype=np.float32)
+    found = Detection(None, 0.5, "uncertain", (), (), square, None, (-8, 11, 112, 150)).heatmap
+    assert found is not None and found.shape == (112, 150)
+    assert found[:, 11:139].min() == 1.0 and found[:, :11].max() == 0.0 and found[:, 139:].max() == 0.0

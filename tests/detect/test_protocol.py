@@ -92,3 +92,33 @@ def test_rows_kept_for_the_reference_are_fitted_on_but_never_tested() -> None:
     assert 0 < folds["generator=gen-1"]["n_real"] < plain["generator=gen-1"]["n_real"]
     assert folds["generator=gen-1"]["n_synthetic"] == plain["generator=gen-1"]["n_synthetic"]
     assert all(r["fold"] != "real set=odd-site" for r in site_adaptation(marked, max_adapt=5))
+
+
+def test_as_judged_tables_test_every_image_at_the_size_it_is_judged_at() -> None:
+    """The headline tables judge the small images as thumbnails, with the fold's thumbnail fit."""
+    from dataclasses import replace
+
+    from radproof.detect.evaluate import (
+        judged_rows,
+        leave_one_generator_out_as_judged,
+        leave_one_generator_out_fits,
+        leave_one_set_out_as_judged,
+    )
+
+    table = _table()
+    shorts = np.full(len(table.items), 1024)
+    small_ones = np.array([i.set in ("odd-site", "gen-2") for i in table.items])
+    shorts[small_ones] = 224
+    main = replace(table, short_sides=shorts, sizes=np.full(len(table.items), 256))
+    rng = np.random.default_rng(1)
+    thumbs = replace(main, values=main.values + rng.normal(0, 0.1, main.values.shape), sizes=np.full(len(shorts), 128))
+    judged = judged_rows(main, thumbs)
+    assert len(judged.items) == len(table.items)
+    assert (judged.work_sizes() == 128).sum() == small_ones.sum()
+
+    folds = leave_one_generator_out_fits(main, None, thumbs, None)
+    rows = {r["fold"]: r for r in leave_one_generator_out_as_judged(folds, judged)}
+    assert set(rows) == {"generator=gen-1", "generator=gen-2"}
+    assert rows["generator=gen-2"]["n_synthetic"] == 150 and rows["generator=gen-2"]["auc"] > 0.95
+    sets = {r["fold"]: r for r in leave_one_set_out_as_judged(main, None, thumbs, None)}
+    assert sets["real set=odd-site"]["n_real"] == 120 and sets["real set=hospital-a"]["specificity"] > 0.9

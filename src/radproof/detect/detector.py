@@ -60,7 +60,10 @@ class Detection:
         top, left, rows, cols = self.placement
         full = np.zeros((rows, cols), dtype=np.float32)
         size = self.square_heatmap.shape[0]
-        full[top : top + size, left : left + size] = self.square_heatmap
+        # The square may reach past the frame where its border was mirrored: keep the overlap.
+        y0, x0 = max(top, 0), max(left, 0)
+        y1, x1 = min(top + size, rows), min(left + size, cols)
+        full[y0:y1, x0:x1] = self.square_heatmap[y0 - top : y1 - top, x0 - left : x1 - left]
         return full
 
     def to_dict(self) -> dict[str, Any]:

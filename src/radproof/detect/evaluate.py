@@ -637,6 +637,64 @@ def leave_one_generator_out_fits(
     return folds
 
 
+def judged_rows(table: FeatureTable, small: FeatureTable | None = None) -> FeatureTable:
+    """Every image once, at the working size the detector judges it at: the routed rows of
+    ``table`` (main size) and of ``small`` (every image measured as a thumbnail)."""
+    return concat_tables([restrict(t, t.routed()) for t in (table, small) if t is not None])
+
+
+def leave_one_generator_out_as_judged(folds: Mapping[str, Fitted], judged: FeatureTable) -> list[dict[str, Any]]:
+    """The leave-one-generator-out table with every held-out image judged as the detector would
+    judge it: at the main size, or as a thumbnail under ``SMALL_SIDE``, each at its size's threshold.
+
+    ``folds`` come from :func:`leave_one_generator_out_fits`, ``judged`` from :func:`judged_rows`.
+    """
+    labels = judged.labels
+    results = []
+    for g, fold in folds.items():
+        test = np.array([_in_logo_test(i, g) for i in judged.items], dtype=bool)
+        if not np.any(test & (labels == 1)):
+            continue
+        p = fold.scores(judged, test)
+        m = metrics(labels[test], p, fold.thresholds(judged)[test], real_threshold=fold.real_thresholds(judged)[test])
+        results.append({"fold": f"generator={g}", **m, "threshold": fold.calibration.threshold_synthetic})
+    return results
+
+
+def _real_of(table: FeatureTable, source: str) -> npt.NDArray[np.bool_]:
+    return np.array([i.label == 0 and i.set == source for i in table.items], dtype=bool)
+
+
+def leave_one_set_out_as_judged(
+    table: FeatureTable,
+    processed: FeatureTable | None,
+    small: FeatureTable,
+    small_processed: FeatureTable | None,
+) -> list[dict[str, Any]]:
+    """The leave-one-set-out table with each real set fitted out at both working sizes and its
+    images judged at the size the detector picks for each (the threshold column is the main size's)."""
+    size = int(small.work_sizes()[0]) if small.items else WORK_SIZE
+    judged = judged_rows(table, small)
+    results = []
+    for s in sorted({i.set for i in judged.items if i.label == 0}):
+        full = fit(table, ~_real_of(table, s), f"fold without {s}", processed)
+        thumb = fit(small, ~_real_of(small, s), f"fold without {s}", small_processed, work_size=size)
+        fold = replace(full, thumbnail=thumb)
+        is_s = _real_of(judged, s)
+        p = fold.scores(judged, is_s)
+        results.append(
+            {
+                "fold": f"real set={s}",
+                "n_real": int(is_s.sum()),
+                "specificity": float(np.mean(p < fold.thresholds(judged)[is_s])),
+                "uncertain_or_synthetic": float(np.mean(p >= fold.real_thresholds(judged)[is_s])),
+                "median_probability": float(np.median(p)),
+                "threshold": full.calibration.threshold_synthetic,
+            }
+        )
+    return results
+
+
 def leave_one_set_out(
     table: FeatureTable, processed: FeatureTable | None = None, *, work_size: int = WORK_SIZE
 ) -> list[dict[str, Any]]:

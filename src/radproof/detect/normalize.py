@@ -9,9 +9,10 @@ images are larger JPEGs). So every input, whatever it was, goes through the same
 3. scale: area-averaged down-sampling so that the short side is the working size, then a centred
    square crop. The working size is :data:`WORK_SIZE` for ordinary inputs and
    :data:`SMALL_WORK_SIZE` for thumbnails (short side under :data:`SMALL_SIDE`), each with its own
-   reference and calibration. Nothing is up-sampled into the main view: interpolation smooths a
-   real image into looking generated (a halved 400 px radiograph did). Thumbnails are up-sampled
-   by at most 4/3; smaller inputs are reported as a reason for caution;
+   reference and calibration. Nothing is interpolated up: it smooths a real image into looking
+   generated (a halved 400 px radiograph did). A thumbnail under the thumbnail size keeps its
+   centre pixel for pixel, the missing border mirrored; inputs under :data:`TOO_SMALL_SIDE` are
+   reported as a reason for caution;
 4. one re-encoding: 8-bit quantization and a JPEG round trip at :data:`JPEG_QUALITY` (a PNG fake and
    a JPEG original both arrive with the same compression history).
 
@@ -73,7 +74,8 @@ class Normalized:
         re-encoding): the source of the stability probe, an ordinary web-size JPEG export.
     placement
         (top, left, rows, cols): where the square sits in the whole frame resized to the working
-        scale (rows x cols), so that maps over the square can be drawn over the whole image.
+        scale (rows x cols), so that maps over the square can be drawn over the whole image. The
+        offsets are negative where the square's border was mirrored (see :func:`_mirror_padded`).
     """
 
     pixels: FloatImage
@@ -175,26 +177,48 @@ def normalize_array(
         problems.append(
             f"the image is small ({h} x {w}); up-sampling it to {size} px would hide the noise the cues measure"
         )
-    scale = size / short
-    rows, cols = max(size, round(h * scale)), max(size, round(w * scale))
-    resized = _resize(unit, rows, cols)
-    top, left = (rows - size) // 2, (cols - size) // 2
-    square = resized[top : top + size, left : left + size]
+    if size == SMALL_WORK_SIZE and TOO_SMALL_SIDE <= short < size:
+        square, crop, placement = _mirror_padded(unit, size)
+    else:
+        scale = size / short
+        rows, cols = max(size, round(h * scale)), max(size, round(w * scale))
+        resized = _resize(unit, rows, cols)
+        top, left = (rows - size) // 2, (cols - size) // 2
+        square = resized[top : top + size, left : left + size]
+        crop = (round(top / scale), round(left / scale), round(size / scale), round(size / scale))
+        placement = (top, left, rows, cols)
     pixels = reencode(square)
     if short > PREVIEW_SIZE:
         ratio = PREVIEW_SIZE / short
         preview = _resize(unit, round(h * ratio), round(w * ratio))
     else:
         preview = unit
-    crop = (round(top / scale), round(left / scale), round(size / scale), round(size / scale))
     return Normalized(
         pixels=pixels,
         original_shape=(h, w),
         crop=crop,
         problems=tuple(problems),
         preview=preview,
-        placement=(top, left, rows, cols),
+        placement=placement,
     )
+
+
+def _mirror_padded(
+    unit: FloatImage, size: int
+) -> tuple[FloatImage, tuple[int, int, int, int], tuple[int, int, int, int]]:
+    """A ``size`` square from an image whose short side is under ``size``, without interpolation.
+
+    Interpolating up smooths the grain into what generated images look like (a real radiograph
+    halved to 112 px and brought up to 128 px read as generated). Instead the centre of the image is
+    kept pixel for pixel and the missing border mirrored. Returns the square, the kept region
+    (top, left, height, width) and the square's placement over the frame (offsets may be negative).
+    """
+    h, w = unit.shape
+    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    inner = unit[top : top + size, left : left + size]
+    pad_y, pad_x = size - inner.shape[0], size - inner.shape[1]
+    square = np.pad(inner, ((pad_y // 2, pad_y - pad_y // 2), (pad_x // 2, pad_x - pad_x // 2)), mode="reflect")
+    return square, (top, left, inner.shape[0], inner.shape[1]), (top - pad_y // 2, left - pad_x // 2, h, w)
 
 
 def normalize(image: Radiograph, work_size: int | None = None) -> Normalized:

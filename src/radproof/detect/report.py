@@ -13,10 +13,12 @@ from radproof.detect.detector import Detector
 from radproof.detect.evaluate import (
     Fitted,
     _holdout,
-    concat_tables,
+    judged_rows,
     leave_one_generator_out,
+    leave_one_generator_out_as_judged,
     leave_one_generator_out_fits,
     leave_one_set_out,
+    leave_one_set_out_as_judged,
     measure_items_at,
     measure_processed,
     metadata_only_auc,
@@ -24,7 +26,6 @@ from radproof.detect.evaluate import (
     per_group,
     perturbation_suite,
     read_manifest,
-    restrict,
     site_adaptation,
     subsample,
 )
@@ -69,9 +70,17 @@ def run_evaluation(
             items, detector.model, progress=count, work_sizes=(None, SMALL_WORK_SIZE), reference=True
         )
         say("leave-one-generator-out")
-        out["leave_one_generator_out"] = leave_one_generator_out(table, processed)
+        folds = leave_one_generator_out_fits(table, processed, small_tables[0], small_processed)
+        # Headline tables: every held-out image judged at the size the detector picks for it.
+        judged = judged_rows(table, small_tables[0])
+        out["leave_one_generator_out"] = leave_one_generator_out_as_judged(folds, judged)
         say("leave-one-set-out")
-        out["leave_one_set_out"] = leave_one_set_out(table, processed)
+        out["leave_one_set_out"] = leave_one_set_out_as_judged(table, processed, small_tables[0], small_processed)
+        out["main_size"] = {
+            "work_size": WORK_SIZE,
+            "leave_one_generator_out": leave_one_generator_out(table, processed),
+            "leave_one_set_out": leave_one_set_out(table, processed),
+        }
         say("site adaptation")
         out["site_adaptation"] = site_adaptation(table, processed)
         say(f"the same protocol with every image as a {SMALL_WORK_SIZE} px thumbnail")
@@ -89,7 +98,7 @@ def run_evaluation(
         None if thumbnail is None else Fitted(thumbnail.reference, thumbnail.calibration, work_size=SMALL_WORK_SIZE),
     )
     # Each image as the detector judges it: at the main size, or as a thumbnail.
-    judged = concat_tables([restrict(t, t.routed()) for t in (table, *small_tables)])
+    judged = judged_rows(table, small_tables[0] if small_tables else None)
     p = shipped.scores(judged)
     t = shipped.thresholds(judged)
     out["shipped"] = {
@@ -105,10 +114,9 @@ def run_evaluation(
         # Real images from the protocol's hold-out only, so that the leave-one-generator-out folds
         # judge images outside their training part too.
         sample = subsample([i for i in table.items if i.label == 1 or _holdout(i)], per_set)
-        folds = leave_one_generator_out_fits(table, processed, small_tables[0], small_processed) if protocol else None
         out["perturbations"] = {
             "images": len(sample),
-            "rows": perturbation_suite(sample, shipped, detector.model, unseen=folds),
+            "rows": perturbation_suite(sample, shipped, detector.model, unseen=folds if protocol else None),
         }
     return out
 
@@ -161,17 +169,25 @@ def render_markdown(results: dict[str, Any]) -> str:
     set_cols = ["fold", "n_real", "specificity", "uncertain_or_synthetic", "median_probability", "threshold"]
     if "leave_one_generator_out" in results:
         parts.append(
-            f"Images under {SMALL_SIDE} px are judged as thumbnails and tested in the thumbnail tables; "
-            f"from {REFERENCE_SIDE} px up they still take part in fitting the {WORK_SIZE} px reference "
-            "and calibration.\n"
+            f"Every held-out image is judged as the detector judges it: at {WORK_SIZE} px, or as a "
+            f"{SMALL_WORK_SIZE} px thumbnail when its short side is under {SMALL_SIDE} px, each at its "
+            "size's threshold (the threshold column is the main size's). Each fold is fitted at both "
+            f"sizes; from {REFERENCE_SIDE} px up an image also takes part in the {WORK_SIZE} px fit.\n"
         )
         parts.append("### Leave-one-generator-out (held-out generator vs 30 % held-out real images)\n")
         parts.append(_table(results["leave_one_generator_out"], metric_cols))
         parts.append("### Leave-one-set-out (specificity on a real set never seen in fitting)\n")
         parts.append(_table(results["leave_one_set_out"], set_cols))
+    if "main_size" in results:
+        main = results["main_size"]
+        parts.append(
+            f"### Full-size images only: the same two tables with the images judged at {main['work_size']} px\n"
+        )
+        parts.append(_table(main["leave_one_generator_out"], metric_cols))
+        parts.append(_table(main["leave_one_set_out"], set_cols))
     if "site_adaptation" in results:
         parts.append(
-            "### Site adaptation (`radproof adapt`): a real set left out, then half of it added; "
+            "### Site adaptation (`radproof adapt`, full-size images): a real set left out, then half of it added; "
             "specificity on its other half, sensitivity on a held-out generator (mean over generators)\n"
         )
         parts.append(
