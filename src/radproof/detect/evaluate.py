@@ -639,8 +639,12 @@ def leave_one_generator_out_fits(
 
 def judged_rows(table: FeatureTable, small: FeatureTable | None = None) -> FeatureTable:
     """Every image once, at the working size the detector judges it at: the routed rows of
-    ``table`` (main size) and of ``small`` (every image measured as a thumbnail)."""
-    return concat_tables([restrict(t, t.routed()) for t in (table, small) if t is not None])
+    ``table`` and, when ``small`` (every image measured as a thumbnail) is given, the thumbnails
+    from it and only the main-size rows from ``table``."""
+    if small is None:
+        return restrict(table, table.routed())
+    main = restrict(table, table.routed() & (table.work_sizes() == WORK_SIZE))
+    return concat_tables([main, restrict(small, small.routed())])
 
 
 def leave_one_generator_out_as_judged(folds: Mapping[str, Fitted], judged: FeatureTable) -> list[dict[str, Any]]:
