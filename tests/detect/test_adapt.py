@@ -27,13 +27,13 @@ def toy_detector(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _site(folder: Path, first: int, count: int) -> list[Path]:
+def _site(folder: Path, first: int, count: int, side: int = 320) -> list[Path]:
     """Real images of a site that denoises far more than the sources of the toy reference."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for k in range(first, first + count):
         path = folder / f"patient-doe-jane-{k}.png"
-        path.write_bytes(png_bytes(chest_like(320, seed=500 + k, noise=1.0)))
+        path.write_bytes(png_bytes(chest_like(side, seed=500 + k, noise=1.0)))
         paths.append(path)
     return paths
 
@@ -80,6 +80,18 @@ def test_adapting_to_a_site_stops_flagging_its_new_images(toy_detector: Path, tm
     # adapting again stacks on the stored rows; the same site name twice is refused
     with pytest.raises(InputError, match="already holds"):
         adapt_detector([tmp_path / "site"], tmp_path / "again", base=tmp_path / "adapted", site="hospital-a")
+
+
+def test_a_site_of_small_images_adapts_where_they_are_judged(toy_detector: Path, tmp_path: Path) -> None:
+    """224 px images are judged as thumbnails; as in training they also join the main reference,
+    and the summary speaks of the thumbnail size."""
+    _site(tmp_path / "small", 0, 24, side=224)
+    summary = adapt_detector([tmp_path / "small"], tmp_path / "adapted", base=toy_detector, site="clinic")
+    assert summary["used"] == 24 and summary["judged_at"] == 128
+    assert summary["site_flagged_after"] <= summary["site_flagged_before"]
+    rows = load_rows(tmp_path / "adapted" / ROWS_FILE)
+    for size in (256, 128):
+        assert sum(i.set == "clinic" for i in rows[size].table.items) == 24
 
 
 def test_adapt_refuses_too_few_images_and_a_detector_without_rows(toy_detector: Path, tmp_path: Path) -> None:

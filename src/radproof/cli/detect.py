@@ -205,7 +205,8 @@ def adapt_command(
         soft_wrap=True,
     )
     console.print(
-        f"  site images judged synthetic: {summary['site_flagged_before']:.1%} before, "
+        f"  site images judged synthetic (at {summary['judged_at']} px, where most of them are judged): "
+        f"{summary['site_flagged_before']:.1%} before, "
         f"{summary['site_flagged_after']:.1%} after (images the fit has seen)",
         soft_wrap=True,
     )

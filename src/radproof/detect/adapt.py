@@ -206,8 +206,9 @@ def adapt_detector(
     """Refit the detector in ``base`` (default: the shipped one) with the real images under ``paths``.
 
     Writes ``output/detector.json``, the network (unchanged) and the rows (the base's plus the
-    site's, so a site can be adapted again later). Returns a summary: images used and skipped; for
-    the site's images and the development fakes the share flagged synthetic before and after (on
+    site's, so a site can be adapted again later). Returns a summary: images used and skipped; at
+    the working size most of the site's images are judged at (``judged_at``), for the site's images
+    judged there and the development fakes, the share flagged synthetic before and after (on
     images the fit has seen: a guide); and ``site_flagged_unseen``, the share of the site's images
     flagged by a detector adapted on the other half of them (two-fold; the estimate for the site's
     next images; None under 40 images).
@@ -224,18 +225,22 @@ def adapt_detector(
     items = _site_items(paths, site)
     if site in {i.set for i in rows[WORK_SIZE].table.items}:
         raise InputError(f"the detector already holds a source named {site!r}; choose another --name")
-    site_tables = measure_items_at(items, (None, SMALL_WORK_SIZE), None, model, progress)
-    main_site = restrict(site_tables[0], site_tables[0].work_sizes() == WORK_SIZE)
+    # As `radproof train` does: images from REFERENCE_SIDE up join the main reference.
+    site_tables = measure_items_at(items, (None, SMALL_WORK_SIZE), None, model, progress, reference=True)
+    site_tables = [restrict(t, t.work_sizes() == size) for t, size in zip(site_tables, SIZES, strict=True)]
+    main_site = site_tables[0]
     if len(main_site.items) < MIN_SITE_IMAGES:
         raise InputError(
             f"{len(main_site.items)} usable site images at full size (of {len(items)} found); "
             f"at least {MIN_SITE_IMAGES} real radiographs of the site are needed"
         )
+    # The summary speaks of the size most of the site's images are judged at.
+    judged = [t.routed() for t in site_tables]
+    summary_size = WORK_SIZE if judged[0].sum() >= judged[1].sum() else SMALL_WORK_SIZE
     scales: dict[int, dict[str, Any]] = {}
     new_rows: dict[int, Rows] = {}
-    summary: dict[str, Any] = {"site": site, "images": len(items), "skipped": site_tables[0].failed}
-    for size, site_table in zip(SIZES, site_tables, strict=True):
-        site_table = restrict(site_table, site_table.work_sizes() == size)
+    summary: dict[str, Any] = {"site": site, "images": len(items), "skipped": main_site.failed}
+    for size, site_table, site_judged in zip(SIZES, site_tables, judged, strict=True):
         old = rows[size]
         table = concat_tables([old.table, site_table])
         every = np.ones(len(table.items), dtype=bool)
@@ -244,12 +249,13 @@ def adapt_detector(
             f"from {site} (+{len(old.processed.items)} processed copies)"
         )
         after = fit(table, every, description, old.processed, work_size=size)
-        if size == WORK_SIZE:
+        if size == summary_size:
             before = fit(old.table, np.ones(len(old.table.items), dtype=bool), "base", old.processed, work_size=size)
-            is_site = np.array([i.set == site for i in table.items])
+            is_site = np.concatenate([np.zeros(len(old.table.items), dtype=bool), site_judged])
             summary |= {
-                "used": len(site_table.items),
-                "site_flagged_before": _rates(before, site_table, np.ones(len(site_table.items), dtype=bool)),
+                "used": len(main_site.items),
+                "judged_at": size,
+                "site_flagged_before": _rates(before, site_table, site_judged),
                 "site_flagged_after": _rates(after, table, is_site),
                 "development_fakes_flagged_before": _rates(before, old.table, old.table.labels == 1),
                 "development_fakes_flagged_after": _rates(after, table, table.labels == 1),
