@@ -68,7 +68,10 @@ def test_thumbnails_of_a_radiograph_get_evidence(short: int) -> None:
     image = Radiograph(pixels=chest_like(short, seed=3, noise=2.5), bits_stored=8, source_format=SourceFormat.ARRAY)
     result = detect(image)
     assert result.evidence and result.synthetic_probability != 0.5
-    assert any(h.name == "thumbnail" for h in result.hints)
+    hint = next(h for h in result.hints if h.name == "thumbnail")
+    assert ("mirrored" in hint.message) == (short < 128)
+    # Over the whole frame at the working scale: a mirrored thumbnail keeps its own scale.
+    assert result.heatmap is not None and result.heatmap.shape == (min(short, 128),) * 2
 
 
 @functools.cache

@@ -192,12 +192,13 @@ class Detector:
             return Detection(label, UNCERTAIN_PROBABILITY, verdict, (), tuple(hints), None, norm.pixels)
         if norm.work_size != WORK_SIZE:
             h, w = norm.original_shape
+            mirrored = " (its missing border mirrored, not interpolated)" if min(h, w) < norm.work_size else ""
             hints.append(
                 Hint(
                     "thumbnail",
                     "info",
-                    f"the image is small ({h} x {w}); it was judged at {norm.work_size} px against real "
-                    f"radiographs shrunk to that size, which carries less evidence than a full-size image",
+                    f"the image is small ({h} x {w}); it was judged at {norm.work_size} px{mirrored} against "
+                    f"real radiographs shrunk to that size, which carries less evidence than a full-size image",
                 )
             )
         score = self.score_pixels(norm.pixels)
