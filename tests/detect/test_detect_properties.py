@@ -95,3 +95,19 @@ def test_the_shipped_calibration_is_monotone_in_both_inputs(
     assert 0.0 <= p <= 1.0
     assert calibration.probability(atypicality + more, logit) >= p - 1e-12
     assert calibration.probability(atypicality, logit + higher) >= p - 1e-12
+
+
+def test_a_thumbnail_is_at_best_uncertain() -> None:
+    """At 128 px the evidence cannot vouch for an image: `real` becomes `uncertain` there, and the
+    evaluation counts it the same way."""
+    from radproof.detect.detector import _cleared_only_at_full_size
+    from radproof.detect.evaluate import Fitted
+
+    assert _cleared_only_at_full_size("real", 128) == "uncertain"
+    assert _cleared_only_at_full_size("real", 256) == "real"
+    assert _cleared_only_at_full_size("synthetic", 128) == "synthetic"
+    detector = Detector.load()
+    assert detector.thumbnail is not None
+    thumb = Fitted(detector.thumbnail.reference, detector.thumbnail.calibration, work_size=128)
+    main = Fitted(detector.reference, detector.calibration)
+    assert thumb.real_threshold == -np.inf and main.real_threshold == detector.calibration.threshold_real > 0

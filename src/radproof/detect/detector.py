@@ -21,7 +21,15 @@ from radproof.detect import cues as cue_functions
 from radproof.detect.fusion import Calibration, evidence_items, model_evidence
 from radproof.detect.hints import Hint, collect_hints
 from radproof.detect.model import OnnxModel
-from radproof.detect.normalize import SMALL_WORK_SIZE, WORK_SIZE, Normalized, normalize, normalize_array, reencode
+from radproof.detect.normalize import (
+    SMALL_WORK_SIZE,
+    WORK_SIZE,
+    Normalized,
+    clears_as_real,
+    normalize,
+    normalize_array,
+    reencode,
+)
 from radproof.detect.reference import Reference
 from radproof.errors import ConfigError, InputError
 from radproof.fileio import read_input_bytes
@@ -198,18 +206,21 @@ class Detector:
                     "thumbnail",
                     "info",
                     f"the image is small ({h} x {w}); it was judged at {norm.work_size} px{mirrored} against "
-                    f"real radiographs shrunk to that size, which carries less evidence than a full-size image",
+                    f"real radiographs shrunk to that size, which carries less evidence than a full-size image "
+                    f"(a thumbnail is never called real, at best uncertain)",
                 )
             )
         score = self.score_pixels(norm.pixels)
-        verdict = scale.calibration.verdict(score.probability)
+        verdict = _cleared_only_at_full_size(scale.calibration.verdict(score.probability), norm.work_size)
         # Stability: the verdict must survive one more ordinary re-compression.
         probe = _stability_probe(norm)
         probe_scale = None if probe is None or probe.problems else self.scale(probe.work_size)
         again, again_verdict = score, verdict
         if probe is not None and probe_scale is not None:
             again = self.score_pixels(probe.pixels)
-            again_verdict = probe_scale.calibration.verdict(again.probability)
+            again_verdict = _cleared_only_at_full_size(
+                probe_scale.calibration.verdict(again.probability), probe.work_size
+            )
         if again_verdict != verdict and verdict != "uncertain":
             hints.append(
                 Hint(
@@ -313,3 +324,8 @@ def default_detector() -> Detector:
 def detector_from(folder: str | None) -> Detector:
     """The detector in ``folder`` (None: the shipped one), loaded once per process."""
     return default_detector() if folder is None else Detector.load(folder)
+
+
+def _cleared_only_at_full_size(verdict: str, work_size: int) -> str:
+    """``real`` becomes ``uncertain`` where the working size cannot vouch for an image."""
+    return "uncertain" if verdict == "real" and not clears_as_real(work_size) else verdict

@@ -25,7 +25,7 @@ from scipy import ndimage
 from radproof.detect import cues as cue_functions
 from radproof.detect.fusion import Calibration, features, fit_calibration
 from radproof.detect.model import OnnxModel
-from radproof.detect.normalize import WORK_SIZE, normalize, work_size_for
+from radproof.detect.normalize import WORK_SIZE, clears_as_real, normalize, work_size_for
 from radproof.detect.processing import PROCESSING
 from radproof.detect.reference import Reference, build_reference
 from radproof.errors import InputError
@@ -437,7 +437,13 @@ class Fitted:
     def real_thresholds(self, table: FeatureTable) -> FloatArray:
         """The real threshold that applies to each row (below it: "real"; minus infinity where this
         fit has no reference for that size, since such a row is never called real)."""
-        return np.array([-np.inf if f is None else f.calibration.threshold_real for f in self._fits(table)])
+        return np.array([-np.inf if f is None else f.real_threshold for f in self._fits(table)])
+
+    @property
+    def real_threshold(self) -> float:
+        """Below it the verdict is "real"; minus infinity at a size that never clears an image
+        (:func:`~radproof.detect.normalize.clears_as_real`)."""
+        return self.calibration.threshold_real if clears_as_real(self.work_size) else -np.inf
 
     def _fits(self, table: FeatureTable) -> list[Fitted | None]:
         return [self.at(int(s)) for s in table.work_sizes()]
@@ -599,7 +605,7 @@ def leave_one_generator_out(
         fitted = fit(table, train, f"fold without {g}", processed, work_size=work_size)
         p = fitted.scores(table, test)
         cal = fitted.calibration
-        m = metrics(labels[test], p, cal.threshold_synthetic, real_threshold=cal.threshold_real)
+        m = metrics(labels[test], p, cal.threshold_synthetic, real_threshold=fitted.real_threshold)
         results.append({"fold": f"generator={g}", **m, "threshold": cal.threshold_synthetic})
     return results
 
@@ -718,7 +724,7 @@ def leave_one_set_out(
                 "fold": f"real set={s}",
                 "n_real": int(is_s.sum()),
                 "specificity": float(np.mean(p < t)),
-                "uncertain_or_synthetic": float(np.mean(p >= fitted.calibration.threshold_real)),
+                "uncertain_or_synthetic": float(np.mean(p >= fitted.real_threshold)),
                 "median_probability": float(np.median(p)),
                 "threshold": t,
             }
