@@ -3,7 +3,7 @@
 For each real set of the development data that the detector finds unusual when it is left out, and
 for the best-known one as a control: leave it out (and one generator, and the 30 % real hold-out),
 then add the first N images of a fixed half of it; specificity is read on the other half,
-sensitivity on the held-out generator (mean over the four generators). N = 0 is the unadapted
+sensitivity on the held-out generator (mean over the generators judged at that size). N = 0 is the unadapted
 detector. Two tables: the images as the detector judges them (a set whose images have a short side
 under 256 px, such as the 224 px CLAHE knees, is judged at 128 px and so has no row in the first),
 and every image shrunk to 128 px. Cue values are measured once (about 8 minutes on one core), then
