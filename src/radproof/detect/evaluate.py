@@ -222,17 +222,18 @@ class FeatureTable:
         """Rows measured at a larger working size than the detector judges their image at (inputs
         between :data:`~radproof.detect.normalize.REFERENCE_SIDE` and ``SMALL_SIDE`` brought up to the
         main size): they shape the reference and calibration, and are never tested there."""
-        if self.short_sides is None:
-            return np.zeros(len(self.items), dtype=bool)
-        judged_at = np.array([work_size_for(int(s)) for s in self.short_sides], dtype=np.int_)
-        return np.asarray(self.work_sizes() > judged_at, dtype=bool)
+        return np.asarray(self.work_sizes() > self._judged_at(), dtype=bool)
 
     def routed(self) -> npt.NDArray[np.bool_]:
         """Rows measured at the working size the detector judges their image at."""
+        return np.asarray(self.work_sizes() == self._judged_at(), dtype=bool)
+
+    def _judged_at(self) -> npt.NDArray[np.int_]:
+        """The working size the detector judges each row's image at (its own size where the short
+        side is unknown)."""
         if self.short_sides is None:
-            return np.ones(len(self.items), dtype=bool)
-        judged_at = np.array([work_size_for(int(s)) for s in self.short_sides], dtype=np.int_)
-        return np.asarray(self.work_sizes() == judged_at, dtype=bool)
+            return self.work_sizes()
+        return np.array([work_size_for(int(s)) for s in self.short_sides], dtype=np.int_)
 
     def rows(self, mask: npt.NDArray[np.bool_] | None = None) -> list[dict[str, float]]:
         sel = self.values if mask is None else self.values[mask]
@@ -634,13 +635,27 @@ def leave_one_generator_out_fits(
     """Each leave-one-generator-out fold as a whole detector: fitted at the working size on ``table``
     and at the thumbnail size on ``small`` (every image measured at that size), so that it judges a
     perturbed image at whichever size the detector would pick for it."""
+    return {g: _fit_both_sizes(table, processed, small, small_processed, _in_logo_test, g) for g in _generators(table)}
+
+
+def _fit_both_sizes(
+    table: FeatureTable,
+    processed: FeatureTable | None,
+    small: FeatureTable,
+    small_processed: FeatureTable | None,
+    held_out: Callable[[Item, str], bool],
+    key: str,
+) -> Fitted:
+    """The fold without ``key`` (the items ``held_out(item, key)`` selects), fitted at the working
+    size on ``table`` and at the thumbnail size on ``small``."""
     size = int(small.work_sizes()[0]) if small.items else WORK_SIZE
-    folds = {}
-    for g in _generators(table):
-        full = fit(table, _logo_training(table, g), f"fold without {g}", processed)
-        thumb = fit(small, _logo_training(small, g), f"fold without {g}", small_processed, work_size=size)
-        folds[g] = replace(full, thumbnail=thumb)
-    return folds
+
+    def training(t: FeatureTable) -> npt.NDArray[np.bool_]:
+        return np.array([not held_out(i, key) for i in t.items], dtype=bool)
+
+    full = fit(table, training(table), f"fold without {key}", processed)
+    thumb = fit(small, training(small), f"fold without {key}", small_processed, work_size=size)
+    return replace(full, thumbnail=thumb)
 
 
 def judged_rows(table: FeatureTable, small: FeatureTable | None = None) -> FeatureTable:
@@ -671,8 +686,12 @@ def leave_one_generator_out_as_judged(folds: Mapping[str, Fitted], judged: Featu
     return results
 
 
+def _of_real_set(item: Item, source: str) -> bool:
+    return item.label == 0 and item.set == source
+
+
 def _real_of(table: FeatureTable, source: str) -> npt.NDArray[np.bool_]:
-    return np.array([i.label == 0 and i.set == source for i in table.items], dtype=bool)
+    return np.array([_of_real_set(i, source) for i in table.items], dtype=bool)
 
 
 def leave_one_set_out_as_judged(
@@ -683,13 +702,10 @@ def leave_one_set_out_as_judged(
 ) -> list[dict[str, Any]]:
     """The leave-one-set-out table with each real set fitted out at both working sizes and its
     images judged at the size the detector picks for each (the threshold column is the main size's)."""
-    size = int(small.work_sizes()[0]) if small.items else WORK_SIZE
     judged = judged_rows(table, small)
     results = []
     for s in sorted({i.set for i in judged.items if i.label == 0}):
-        full = fit(table, ~_real_of(table, s), f"fold without {s}", processed)
-        thumb = fit(small, ~_real_of(small, s), f"fold without {s}", small_processed, work_size=size)
-        fold = replace(full, thumbnail=thumb)
+        fold = _fit_both_sizes(table, processed, small, small_processed, _of_real_set, s)
         is_s = _real_of(judged, s)
         p = fold.scores(judged, is_s)
         results.append(
@@ -699,7 +715,7 @@ def leave_one_set_out_as_judged(
                 "specificity": float(np.mean(p < fold.thresholds(judged)[is_s])),
                 "uncertain_or_synthetic": float(np.mean(p >= fold.real_thresholds(judged)[is_s])),
                 "median_probability": float(np.median(p)),
-                "threshold": full.calibration.threshold_synthetic,
+                "threshold": fold.calibration.threshold_synthetic,
             }
         )
     return results
@@ -714,7 +730,7 @@ def leave_one_set_out(
     sets = sorted({i.set for i, t in zip(table.items, testable, strict=True) if i.label == 0 and t})
     results = []
     for s in sets:
-        is_s = np.array([i.label == 0 and i.set == s for i in table.items])
+        is_s = _real_of(table, s)
         fitted = fit(table, ~is_s, f"fold without {s}", processed, work_size=work_size)
         is_s &= testable
         p = fitted.scores(table, is_s)
@@ -765,7 +781,7 @@ def site_adaptation(
     gens = sorted({i.generator for i, t in zip(table.items, testable, strict=True) if i.label == 1 and t})
     results = []
     for s in sorted({i.set for i in table.items if i.label == 0}):
-        is_s = np.array([i.label == 0 and i.set == s for i in table.items])
+        is_s = _real_of(table, s)
         # A site's images judged at another size never join this size's reference in `radproof adapt`.
         if (is_s & testable).sum() < SITE_MIN_IMAGES or (sets is not None and s not in sets):
             continue
