@@ -32,7 +32,7 @@ PER_GROUP = 60
 
 def main(argv: list[str]) -> int:
     from radproof.detect.detector import Detector
-    from radproof.detect.evaluate import _as_uint16, _holdout, read_manifest
+    from radproof.detect.evaluate import as_uint16, in_holdout, read_manifest
     from radproof.errors import InputError
     from radproof.imaging import load
 
@@ -42,7 +42,7 @@ def main(argv: list[str]) -> int:
     items = read_manifest(MANIFEST)
     groups: dict[str, list] = {}
     for item in items:
-        name = item.generator if item.label == 1 else ("real (held-out)" if _holdout(item) else "")
+        name = item.generator if item.label == 1 else ("real (held-out)" if in_holdout(item) else "")
         if name:
             groups.setdefault(name, []).append(item)
     detector = Detector.load()
@@ -66,7 +66,7 @@ def main(argv: list[str]) -> int:
                 if sigma:
                     spread = float(np.percentile(f, 99) - np.percentile(f, 1)) or 1.0
                     noise = np.random.default_rng(k).normal(0.0, sigma * spread, f.shape).astype(np.float32)
-                    image = _as_uint16(f + noise)
+                    image = as_uint16(f + noise)
                 counts[detector.detect(image).verdict] += 1
             n = sum(counts.values()) or 1
             cells.append(" / ".join(f"{counts[v] / n:.2f}" for v in ("synthetic", "uncertain", "real")))

@@ -32,11 +32,11 @@ PER_SET = 40
 
 
 def main(argv: list[str]) -> int:
-    from radproof.detect.adapt import ROWS_FILE, _opaque, load_rows
+    from radproof.detect.adapt import ROWS_FILE, load_rows, row_key
     from radproof.detect.detector import Detector, detector_folder
     from radproof.detect.evaluate import (
         FeatureTable,
-        _holdout,
+        in_holdout,
         leave_one_generator_out_fits,
         measure_items,
         read_manifest,
@@ -50,7 +50,7 @@ def main(argv: list[str]) -> int:
     started = time.perf_counter()
     items = read_manifest(MANIFEST)
     # The stored rows name images by an opaque key of the file name, not by path.
-    by_key = {_opaque(i.path.name): i for i in items}
+    by_key = {row_key(i.path.name): i for i in items}
     stored = load_rows(detector_folder() / ROWS_FILE)
 
     def relabelled(size: int) -> list[FeatureTable]:
@@ -59,7 +59,7 @@ def main(argv: list[str]) -> int:
 
     all_folds = leave_one_generator_out_fits(*relabelled(WORK_SIZE), *relabelled(SMALL_WORK_SIZE))
     folds = {g: all_folds[g] for g in GENERATORS}
-    sample = subsample([i for i in items if i.label == 1 or _holdout(i)], PER_SET)
+    sample = subsample([i for i in items if i.label == 1 or in_holdout(i)], PER_SET)
     model = Detector.load().model
     measured = {name: measure_items(sample, name, model) for name in (None, "resize0.5")}
     for g, fold in folds.items():

@@ -45,17 +45,6 @@ CROP = 256
 Float = npt.NDArray[np.float32]
 
 
-def _centre_square(unit: Float, side: int) -> Float:
-    from radproof.detect.normalize import _resize
-
-    h, w = unit.shape
-    scale = side / min(h, w)
-    rows, cols = max(side, round(h * scale)), max(side, round(w * scale))
-    resized = _resize(unit, rows, cols)
-    top, left = (rows - side) // 2, (cols - side) // 2
-    return np.ascontiguousarray(resized[top : top + side, left : left + side])
-
-
 def _native_view(net: object, unit: Float) -> float | None:
     """Mean network logit over 256 px crops at the image's own scale (2 x 2 around the centre, or one)."""
     from radproof.detect.normalize import reencode
@@ -92,8 +81,8 @@ def main(argv: list[str]) -> int:
         print(f"no development data or taef2 under {SHARED}; nothing to measure", file=sys.stderr)
         return 0
     from radproof.detect.detector import default_detector
-    from radproof.detect.evaluate import _holdout, read_manifest
-    from radproof.detect.normalize import brightness_frame, normalize_array, stretch
+    from radproof.detect.evaluate import in_holdout, read_manifest
+    from radproof.detect.normalize import brightness_frame, normalize_array, resized_square, stretch
     from radproof.detect.train.taef2 import GrayTaef2
     from radproof.errors import InputError
     from radproof.imaging import load
@@ -105,7 +94,7 @@ def main(argv: list[str]) -> int:
         return 0
     autoencoder = GrayTaef2(TAEF2).eval()
     items = read_manifest(MANIFEST)
-    chosen = [i for i in items if (i.label == 0 and _holdout(i)) or i.generator == "roentgen-v2"]
+    chosen = [i for i in items if (i.label == 0 and in_holdout(i)) or i.generator == "roentgen-v2"]
     started = time.perf_counter()
 
     views: dict[str, list[tuple[float, float | None]]] = {}
@@ -123,7 +112,7 @@ def main(argv: list[str]) -> int:
             continue
         large += 1
         for side in SIZES:
-            square = _centre_square(unit, side)
+            square = resized_square(unit, side)[0]
             with torch.no_grad():
                 recon = autoencoder(torch.from_numpy(square.copy())[None, None]).clamp(0, 1)[0, 0].numpy()
             survival[side].append(

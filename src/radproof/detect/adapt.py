@@ -64,11 +64,11 @@ def _arrays(table: FeatureTable, prefix: str) -> dict[str, npt.NDArray[Any]]:
         f"{prefix}logits": table.logits if table.logits is not None else np.zeros(0),
         f"{prefix}labels": table.labels,
         f"{prefix}sets": np.array([i.set for i in table.items], dtype=str),
-        f"{prefix}keys": np.array([_opaque(i.path.name) for i in table.items], dtype=str),
+        f"{prefix}keys": np.array([row_key(i.path.name) for i in table.items], dtype=str),
     }
 
 
-def _opaque(name: str) -> str:
+def row_key(name: str) -> str:
     """A key that links a processed copy to its original without keeping the file name (which, at
     a hospital, may hold a patient's name)."""
     return hashlib.sha256(name.encode("utf-8")).hexdigest()[:16]

@@ -111,12 +111,14 @@ def _resize(factor: float) -> Callable[[Radiograph], Radiograph]:
         h, w = f.shape
         size = (max(8, round(w * factor)), max(8, round(h * factor)))
         out = np.asarray(Image.fromarray(f, mode="F").resize(size, Image.Resampling.BICUBIC))
-        return _as_uint16(out)
+        return as_uint16(out)
 
     return apply
 
 
-def _as_uint16(values: npt.NDArray[Any]) -> Radiograph:
+def as_uint16(values: npt.NDArray[Any]) -> Radiograph:
+    """A float frame stretched to its full range and stored as a 16-bit radiograph (how the
+    perturbations hand their result back, without clipping what they added)."""
     lo, hi = float(values.min()), float(values.max())
     scaled = (values - lo) / max(hi - lo, 1e-6) * 65535.0
     return _raster(np.clip(np.rint(scaled), 0, 65535).astype(np.uint16), 16)
@@ -125,18 +127,18 @@ def _as_uint16(values: npt.NDArray[Any]) -> Radiograph:
 def _crop(image: Radiograph) -> Radiograph:
     f = image.brightness(0)
     h, w = f.shape
-    return _as_uint16(f[h // 10 + 3 : h - h // 10, w // 10 + 5 : w - w // 10])
+    return as_uint16(f[h // 10 + 3 : h - h // 10, w // 10 + 5 : w - w // 10])
 
 
 def _blur(image: Radiograph) -> Radiograph:
-    return _as_uint16(ndimage.gaussian_filter(image.brightness(0), 1.0))
+    return as_uint16(ndimage.gaussian_filter(image.brightness(0), 1.0))
 
 
 def _noise(image: Radiograph) -> Radiograph:
     f = image.brightness(0)
     rng = np.random.default_rng(0)
     spread = float(np.percentile(f, 99) - np.percentile(f, 1)) or 1.0
-    return _as_uint16(f + rng.normal(0.0, 0.02 * spread, f.shape).astype(np.float32))
+    return as_uint16(f + rng.normal(0.0, 0.02 * spread, f.shape).astype(np.float32))
 
 
 def _window8(image: Radiograph) -> Radiograph:
@@ -188,7 +190,7 @@ PERTURBATIONS: dict[str, Callable[[Radiograph], Radiograph]] = {
 
 def _processed(step: Callable[[npt.NDArray[Any]], npt.NDArray[np.float32]]) -> Callable[[Radiograph], Radiograph]:
     def apply(image: Radiograph) -> Radiograph:
-        return _as_uint16(step(image.brightness(0)))
+        return as_uint16(step(image.brightness(0)))
 
     return apply
 
@@ -580,7 +582,9 @@ def metrics(
 # -- protocol -------------------------------------------------------------------------------------
 
 
-def _holdout(item: Item, fraction: float = 0.3) -> bool:
+def in_holdout(item: Item, fraction: float = 0.3) -> bool:
+    """Whether an image belongs to the evaluation hold-out (a fixed ``fraction`` of every set,
+    chosen by a hash of the file name): the network is never trained on it."""
     digest = hashlib.sha256(str(item.path.name).encode()).digest()
     return digest[0] / 256.0 < fraction
 
@@ -618,7 +622,7 @@ def _generators(table: FeatureTable) -> list[str]:
 def _in_logo_test(item: Item, generator: str) -> bool:
     """Whether ``item`` is tested (not fitted) in the leave-one-generator-out fold without ``generator``:
     that generator's images and the 30 % real hold-out."""
-    return item.generator == generator if item.label == 1 else _holdout(item)
+    return item.generator == generator if item.label == 1 else in_holdout(item)
 
 
 def _logo_training(table: FeatureTable, generator: str) -> npt.NDArray[np.bool_]:
@@ -777,7 +781,7 @@ def site_adaptation(
     """
     table = restrict(table, table.work_sizes() == work_size)
     testable = ~table.reference_only()
-    real_test = np.array([i.label == 0 and _holdout(i) for i in table.items])
+    real_test = np.array([i.label == 0 and in_holdout(i) for i in table.items])
     gens = sorted({i.generator for i, t in zip(table.items, testable, strict=True) if i.label == 1 and t})
     results = []
     for s in sorted({i.set for i in table.items if i.label == 0}):

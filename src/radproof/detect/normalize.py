@@ -190,13 +190,7 @@ def normalize_array(
     if size == SMALL_WORK_SIZE and TOO_SMALL_SIDE <= short < size:
         square, crop, placement = _mirror_padded(unit, size)
     else:
-        scale = size / short
-        rows, cols = max(size, round(h * scale)), max(size, round(w * scale))
-        resized = _resize(unit, rows, cols)
-        top, left = (rows - size) // 2, (cols - size) // 2
-        square = resized[top : top + size, left : left + size]
-        crop = (round(top / scale), round(left / scale), round(size / scale), round(size / scale))
-        placement = (top, left, rows, cols)
+        square, crop, placement = resized_square(unit, size)
     pixels = reencode(square)
     if short > PREVIEW_SIZE:
         ratio = PREVIEW_SIZE / short
@@ -211,6 +205,24 @@ def normalize_array(
         preview=preview,
         placement=placement,
     )
+
+
+def resized_square(
+    unit: FloatImage, size: int
+) -> tuple[FloatImage, tuple[int, int, int, int], tuple[int, int, int, int]]:
+    """The centred ``size`` square of an image area-resized to a short side of ``size``.
+
+    Returns the square, the region it covers in input pixels (top, left, height, width) and its
+    placement over the resized frame (top, left, rows, cols).
+    """
+    h, w = unit.shape
+    scale = size / min(h, w)
+    rows, cols = max(size, round(h * scale)), max(size, round(w * scale))
+    resized = _resize(unit, rows, cols)
+    top, left = (rows - size) // 2, (cols - size) // 2
+    square = np.ascontiguousarray(resized[top : top + size, left : left + size])
+    crop = (round(top / scale), round(left / scale), round(size / scale), round(size / scale))
+    return square, crop, (top, left, rows, cols)
 
 
 def _mirror_padded(

@@ -12,7 +12,7 @@ import numpy as np
 from radproof.detect.detector import Detector
 from radproof.detect.evaluate import (
     Fitted,
-    _holdout,
+    in_holdout,
     judged_rows,
     leave_one_generator_out,
     leave_one_generator_out_as_judged,
@@ -113,7 +113,7 @@ def run_evaluation(
         say("perturbation suite")
         # Real images from the protocol's hold-out only, so that the leave-one-generator-out folds
         # judge images outside their training part too.
-        sample = subsample([i for i in table.items if i.label == 1 or _holdout(i)], per_set)
+        sample = subsample([i for i in table.items if i.label == 1 or in_holdout(i)], per_set)
         out["perturbations"] = {
             "images": len(sample),
             "rows": perturbation_suite(sample, shipped, detector.model, unseen=folds if protocol else None),

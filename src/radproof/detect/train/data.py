@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from radproof.detect.evaluate import Item, _holdout
+from radproof.detect.evaluate import Item, in_holdout
 from radproof.detect.normalize import normalize
 from radproof.errors import InputError
 from radproof.imaging import load
@@ -50,7 +50,7 @@ def prepare(items: Sequence[Item], output: Path, progress: Callable[[str], None]
         if norm.problems:
             continue
         blob = _jpeg(norm.pixels)
-        if item.label == 0 and not _holdout(item):
+        if item.label == 0 and not in_holdout(item):
             train.append(blob)
         elif item.label == 0:
             evals.append(blob)
