@@ -109,9 +109,16 @@ def test_train_then_evaluate_on_a_toy_manifest(tmp_path: Path, capsys: pytest.Ca
         assert row["largest_unseen_generator_drop"] == max(drops.values())
     clean = results["perturbations"]["rows"][0]
     assert set(clean["unseen_generator_auc_drop"].values()) == {0.0}
+    # The forger's view of the clean row is the unseen-generator AUC itself (nothing perturbed).
+    for g in ("gen0", "gen1"):
+        assert clean["forged"][g]["auc"] == pytest.approx(clean["unseen_generator_auc"][g])
+    for row in results["perturbations"]["rows"]:
+        for shares in row["forged"].values():
+            assert 0.0 <= shares["caught"] <= 1.0 and shares["caught"] + shares["called_real"] <= 1.0
     folds = {r["fold"]: r["auc"] for r in results["leave_one_generator_out"]}
     assert clean["unseen_generator_auc"]["gen1"] > 0.5 and folds["generator=gen1"] > 0.5
     assert "Leave-one-generator-out" in (tmp_path / "eval.md").read_text()
+    assert "A forger's view" in (tmp_path / "eval.md").read_text()
     small = results["thumbnail"]
     assert {r["fold"] for r in small["leave_one_generator_out"]} == {"generator=gen0", "generator=gen1"}
     assert "Thumbnails" in (tmp_path / "eval.md").read_text()

@@ -127,3 +127,26 @@ def test_as_judged_tables_test_every_image_at_the_size_it_is_judged_at() -> None
     assert rows["generator=gen-2"]["n_synthetic"] == 150 and rows["generator=gen-2"]["auc"] > 0.95
     sets = {r["fold"]: r for r in leave_one_set_out_as_judged(main, None, thumbs, None)}
     assert sets["real set=odd-site"]["n_real"] == 120 and sets["real set=hospital-a"]["specificity"] > 0.9
+
+
+def test_the_forgers_view_perturbs_the_fakes_only() -> None:
+    from radproof.detect.evaluate import _forged, _Judged, in_holdout
+
+    reals = [Item(Path(f"real-{k}.png"), 0, "a", "", "chest") for k in range(200)]
+    reals = [i for i in reals if in_holdout(i)]
+    fakes = [Item(Path(f"fake-{k}.png"), 1, "g", "g", "chest") for k in range(20)]
+    items = [*reals, *fakes]
+    n, m = len(reals), len(fakes)
+
+    def judged(fake_p: float) -> _Judged:
+        p = np.concatenate([np.linspace(0.0, 0.3, n), np.full(m, fake_p)])
+        return _Judged(items, p, np.full(n + m, 0.5), np.full(n + m, 0.1), 0.0)
+
+    clean = judged(0.9)
+    assert _forged(clean, clean, "g") == {"auc": 1.0, "caught": 1.0, "called_real": 0.0}
+    # A perturbation that hides the fakes among the clean reals; the perturbed reals do not count.
+    hidden = judged(0.05)
+    hidden.p[:n] = 1.0
+    forged = _forged(clean, hidden, "g")
+    assert forged["caught"] == 0.0 and forged["called_real"] == 1.0
+    assert 0.1 < forged["auc"] < 0.3  # 0.05 sits among the lowest sixth of the clean reals (0 .. 0.3)

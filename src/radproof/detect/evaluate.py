@@ -901,15 +901,47 @@ def subsample(items: Sequence[Item], per_set: int, seed: int = 0) -> list[Item]:
     return out
 
 
-def _scores_with_unusable(fitted: Fitted, table: FeatureTable) -> tuple[list[Item], FloatArray, FloatArray, float]:
-    """Items, probabilities and per-row thresholds, with every unusable image scored 0.5 (the
-    detector answers "uncertain"), and the share of unusable images."""
-    p = fitted.scores(table)
-    items = [*table.items, *(i for i, _ in table.failed)]
+@dataclass(frozen=True)
+class _Judged:
+    """A detector's answers on a table, unusable images included (probability 0.5, never a
+    confident verdict either way)."""
+
+    items: list[Item]
+    p: FloatArray
+    threshold: FloatArray
+    real_threshold: FloatArray
+    unusable: float
+
+    @property
+    def labels(self) -> npt.NDArray[np.int_]:
+        return np.array([i.label for i in self.items], dtype=np.int_)
+
+
+def _judge(fitted: Fitted, table: FeatureTable) -> _Judged:
     n_failed = len(table.failed)
-    probs = np.concatenate([p, np.full(n_failed, 0.5)])
-    thresholds = np.concatenate([fitted.thresholds(table), np.full(n_failed, np.inf)])
-    return items, probs, thresholds, n_failed / max(1, len(items))
+    items = [*table.items, *(i for i, _ in table.failed)]
+    return _Judged(
+        items=items,
+        p=np.concatenate([fitted.scores(table), np.full(n_failed, 0.5)]),
+        threshold=np.concatenate([fitted.thresholds(table), np.full(n_failed, np.inf)]),
+        real_threshold=np.concatenate([fitted.real_thresholds(table), np.full(n_failed, -np.inf)]),
+        unusable=n_failed / max(1, len(items)),
+    )
+
+
+def _forged(clean: _Judged, perturbed: _Judged, generator: str) -> dict[str, float]:
+    """A forger's view of one perturbation: only the generator's images are perturbed, the real
+    images stay as they were. The AUC of the perturbed fakes against the clean real images of the
+    fold's test part, and the shares of perturbed fakes still called synthetic and called real."""
+    fake = np.array([i.generator == generator for i in perturbed.items])
+    real = np.array([i.label == 0 and _in_logo_test(i, generator) for i in clean.items])
+    y = np.concatenate([np.zeros(int(real.sum()), dtype=np.int_), np.ones(int(fake.sum()), dtype=np.int_)])
+    p = np.concatenate([clean.p[real], perturbed.p[fake]])
+    return {
+        "auc": auc(y, p),
+        "caught": float(np.mean(perturbed.p[fake] >= perturbed.threshold[fake])),
+        "called_real": float(np.mean(perturbed.p[fake] < perturbed.real_threshold[fake])),
+    }
 
 
 def _auc_per_generator(items: Sequence[Item], p: FloatArray) -> dict[str, float]:
@@ -942,31 +974,37 @@ def perturbation_suite(
     AUC of that fold on the generator's images against the real images outside its training part
     (``unseen_generator_auc``), and the drop from the clean images (``unseen_generator_auc_drop``):
     the robustness of the detector on generators it has not seen, which the pooled AUC of a
-    detector fitted on these very images cannot show.
+    detector fitted on these very images cannot show. ``forged`` gives, per generator, what a forger
+    who applies the perturbation to the fakes alone achieves against that fold (:func:`_forged`).
     """
     rows: list[dict[str, Any]] = []
     base = float("nan")
     base_unseen: dict[str, float] = {}
+    clean_by_fold: dict[str, _Judged] = {}
     for name in [None, *(names or PERTURBATIONS)]:
         table = measure_items(items, name, model)
-        judged, p, t, unusable = _scores_with_unusable(fitted, table)
-        y = np.array([i.label for i in judged], dtype=np.int_)
-        a = auc(y, p)
+        judged = _judge(fitted, table)
+        a = auc(judged.labels, judged.p)
         if name is None:
             base = a
         row: dict[str, Any] = {
             "perturbation": name or "none",
             "auc": a,
             "auc_drop": base - a,
-            "balanced_accuracy": metrics(y, p, t, ci=False)["balanced_accuracy"],
-            "unusable": unusable,
+            "balanced_accuracy": metrics(judged.labels, judged.p, judged.threshold, ci=False)["balanced_accuracy"],
+            "unusable": judged.unusable,
         }
         if unseen:
             by: dict[str, float] = {}
+            forged: dict[str, dict[str, float]] = {}
             for g, fold in unseen.items():
-                judged_g, p_g, _, _ = _scores_with_unusable(fold, table)
-                test = [k for k, i in enumerate(judged_g) if _in_logo_test(i, g)]
-                by |= _auc_per_generator([judged_g[k] for k in test], p_g[test])
+                judged_g = _judge(fold, table)
+                if name is None:
+                    clean_by_fold[g] = judged_g
+                test = [k for k, i in enumerate(judged_g.items) if _in_logo_test(i, g)]
+                by |= _auc_per_generator([judged_g.items[k] for k in test], judged_g.p[test])
+                if any(i.generator == g for i in judged_g.items):
+                    forged[g] = _forged(clean_by_fold[g], judged_g, g)
             if name is None:
                 base_unseen = by
             drops = {g: base_unseen[g] - value for g, value in by.items() if g in base_unseen}
@@ -974,6 +1012,7 @@ def perturbation_suite(
                 "unseen_generator_auc": by,
                 "unseen_generator_auc_drop": drops,
                 "largest_unseen_generator_drop": max(drops.values(), default=float("nan")),
+                "forged": forged,
             }
         rows.append(row)
     return rows

@@ -241,6 +241,23 @@ def render_markdown(results: dict[str, Any]) -> str:
                 for r in pert["rows"]
             ]
             parts.append(_table(unseen, ["perturbation", *generators, "largest_drop"]))
+            parts.append(
+                "A forger's view: only the generated images are perturbed, the real ones stay as they "
+                "were; each fold judges the generator it did not see. AUC against the clean real images, "
+                "share still called synthetic, share called real\n"
+            )
+            forged = [
+                {
+                    "perturbation": r["perturbation"],
+                    **{
+                        g: " / ".join(_fmt(r["forged"][g][k]) for k in ("auc", "caught", "called_real"))
+                        for g in generators
+                        if g in r["forged"]
+                    },
+                }
+                for r in pert["rows"]
+            ]
+            parts.append(_table(forged, ["perturbation", *generators]))
     return "\n".join(parts)
 
 
