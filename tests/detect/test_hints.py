@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from radproof.detect import detect
+from radproof.detect import detect, detect_file
 from radproof.detect.evaluate import PERTURBATIONS
 from radproof.detect.hints import blockiness, c2pa_hints, collect_hints
 from radproof.imaging import load_bytes
@@ -130,3 +132,19 @@ def test_blockiness_sees_jpeg_history() -> None:
     buf.seek(0)
     jpeg = np.asarray(Image.open(buf))
     assert blockiness(jpeg) > 1.25 > blockiness(pixels)
+
+
+def test_a_file_named_for_another_format_is_reported_not_scored(tmp_path: Path) -> None:
+    data = png_bytes(chest_like(300, seed=2))
+    named = {"ok.png": data, "renamed.jpg": data, "RENAMED.DCM": data, "no-suffix": data, "other.bin": data}
+    results = {}
+    for name, blob in named.items():
+        path = tmp_path / name
+        path.write_bytes(blob)
+        results[name] = detect_file(path)
+    renamed = {name for name, r in results.items() if any(h.name == "renamed_file" for h in r.hints)}
+    assert renamed == {"renamed.jpg", "RENAMED.DCM"}
+    message = next(h.message for h in results["renamed.jpg"].hints if h.name == "renamed_file")
+    assert "PNG" in message and ".jpg" in message
+    # Only a hint: the pixels score the same whatever the name.
+    assert len({r.synthetic_probability for r in results.values()}) == 1

@@ -187,7 +187,7 @@ class Detector:
         ``data`` (the file's bytes) enables the C2PA and embedded-text hints.
         """
         label = path if path is not None else (str(image.path) if image.path is not None else None)
-        hints = collect_hints(image, data)
+        hints = collect_hints(image, data, label)
         norm = normalize(image)
         problems = list(norm.problems)
         scale = self.scale(norm.work_size)

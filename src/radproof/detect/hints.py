@@ -19,6 +19,7 @@ import json
 import re
 import warnings
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any
 
 import numpy as np
@@ -334,9 +335,43 @@ def _jpeg_quality(data: bytes) -> int | None:
     return int(np.clip(round(quality), 1, 100))
 
 
-def collect_hints(image: Radiograph, data: bytes | None = None) -> list[Hint]:
-    """Every hint for one image (``data``: the file's bytes, when available, for C2PA and text scans)."""
-    hints: list[Hint] = []
+#: File name endings that say what a file holds; a file without one of them is not judged by its name.
+_SUFFIXES = {
+    ".dcm": SourceFormat.DICOM,
+    ".dicom": SourceFormat.DICOM,
+    ".png": SourceFormat.PNG,
+    ".jpg": SourceFormat.JPEG,
+    ".jpeg": SourceFormat.JPEG,
+    ".jpe": SourceFormat.JPEG,
+    ".jfif": SourceFormat.JPEG,
+    ".tif": SourceFormat.TIFF,
+    ".tiff": SourceFormat.TIFF,
+}
+
+
+def name_hints(image: Radiograph, name: str | None) -> list[Hint]:
+    """A file whose name says one format and whose bytes hold another was renamed, not converted
+    (a JPEG named .png still carries its JPEG history). Reported, never scored."""
+    if name is None:
+        return []
+    suffix = PurePath(name).suffix.lower()
+    claimed = _SUFFIXES.get(suffix)
+    if claimed is None or claimed is image.source_format or image.source_format is SourceFormat.ARRAY:
+        return []
+    return [
+        Hint(
+            "renamed_file",
+            "info",
+            f"the file holds {image.source_format.value.upper()} data but its name ends in {suffix} "
+            "(renamed, not converted)",
+        )
+    ]
+
+
+def collect_hints(image: Radiograph, data: bytes | None = None, name: str | None = None) -> list[Hint]:
+    """Every hint for one image (``data``: the file's bytes, when available, for C2PA and text
+    scans; ``name``: the file's name, for a format its name contradicts)."""
+    hints: list[Hint] = name_hints(image, name)
     if data is not None:
         mime = {SourceFormat.JPEG: "image/jpeg", SourceFormat.PNG: "image/png", SourceFormat.TIFF: "image/tiff"}
         hints += c2pa_hints(data, mime.get(image.source_format))
