@@ -31,7 +31,9 @@ COUNTS = (0, 10, 20, 40, 80)
 
 def main(argv: list[str]) -> int:
     from radproof.detect.detector import Detector
-    from radproof.detect.evaluate import measure_items_at, measure_processed, read_manifest, site_adaptation
+    from radproof.detect.evaluate import site_adaptation
+    from radproof.detect.features import measure_items_at, measure_processed
+    from radproof.detect.manifest import read_manifest
     from radproof.detect.normalize import SMALL_WORK_SIZE, WORK_SIZE
 
     if not MANIFEST.is_file():

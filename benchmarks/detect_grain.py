@@ -32,7 +32,8 @@ PER_GROUP = 60
 
 def main(argv: list[str]) -> int:
     from radproof.detect.detector import Detector
-    from radproof.detect.evaluate import as_uint16, in_holdout, read_manifest
+    from radproof.detect.manifest import in_holdout, read_manifest
+    from radproof.detect.perturbations import as_uint16
     from radproof.errors import InputError
     from radproof.imaging import load
 

@@ -34,14 +34,9 @@ PER_SET = 40
 def main(argv: list[str]) -> int:
     from radproof.detect.adapt import ROWS_FILE, load_rows, row_key
     from radproof.detect.detector import Detector, detector_folder
-    from radproof.detect.evaluate import (
-        FeatureTable,
-        in_holdout,
-        leave_one_generator_out_fits,
-        measure_items,
-        read_manifest,
-        subsample,
-    )
+    from radproof.detect.evaluate import leave_one_generator_out_fits
+    from radproof.detect.features import FeatureTable, measure_items
+    from radproof.detect.manifest import in_holdout, read_manifest, subsample
     from radproof.detect.normalize import SMALL_WORK_SIZE, WORK_SIZE
 
     if not MANIFEST.is_file():

@@ -81,7 +81,7 @@ def main(argv: list[str]) -> int:
         print(f"no development data or taef2 under {SHARED}; nothing to measure", file=sys.stderr)
         return 0
     from radproof.detect.detector import default_detector
-    from radproof.detect.evaluate import in_holdout, read_manifest
+    from radproof.detect.manifest import in_holdout, read_manifest
     from radproof.detect.normalize import brightness_frame, normalize_array, resized_square, stretch
     from radproof.detect.train.taef2 import GrayTaef2
     from radproof.errors import InputError

@@ -110,15 +110,11 @@ def _fold_row(g: str, fold: Any, measured: dict[str, list[tuple[Any, Views]]]) -
 def main(argv: list[str]) -> int:
     from radproof.detect.adapt import ROWS_FILE, load_rows, row_key
     from radproof.detect.detector import Detector, detector_folder
-    from radproof.detect.evaluate import (
-        PERTURBATIONS,
-        FeatureTable,
-        in_holdout,
-        leave_one_generator_out_fits,
-        read_manifest,
-        subsample,
-    )
+    from radproof.detect.evaluate import leave_one_generator_out_fits
+    from radproof.detect.features import FeatureTable
+    from radproof.detect.manifest import in_holdout, read_manifest, subsample
     from radproof.detect.normalize import SMALL_WORK_SIZE, WORK_SIZE
+    from radproof.detect.perturbations import PERTURBATIONS
     from radproof.errors import InputError
     from radproof.imaging import load
 

@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from radproof.detect.cues import CUES
-from radproof.detect.evaluate import FeatureTable, Item, leave_one_set_out, site_adaptation
+from radproof.detect.evaluate import leave_one_set_out, site_adaptation
+from radproof.detect.features import FeatureTable
+from radproof.detect.manifest import Item
 
 
 def _table() -> FeatureTable:
@@ -54,7 +56,8 @@ def test_site_adaptation_can_add_only_a_few_images_and_limit_sets() -> None:
 def test_rows_without_a_fit_for_their_size_count_as_uncertain_not_synthetic() -> None:
     from dataclasses import replace
 
-    from radproof.detect.evaluate import fit, metrics
+    from radproof.detect.evaluate import fit
+    from radproof.detect.metrics import metrics
 
     table = _table()
     fitted = fit(table, np.ones(len(table.items), dtype=bool), "all")
@@ -130,7 +133,8 @@ def test_as_judged_tables_test_every_image_at_the_size_it_is_judged_at() -> None
 
 
 def test_the_forgers_view_perturbs_the_fakes_only() -> None:
-    from radproof.detect.evaluate import _forged, _Judged, in_holdout
+    from radproof.detect.evaluate import _forged, _Judged
+    from radproof.detect.manifest import in_holdout
 
     reals = [Item(Path(f"real-{k}.png"), 0, "a", "", "chest") for k in range(200)]
     reals = [i for i in reals if in_holdout(i)]

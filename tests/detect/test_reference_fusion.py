@@ -155,7 +155,9 @@ def test_clahe_and_local_contrast_stay_in_range_and_raise_local_contrast() -> No
 
 
 def test_processed_reals_widen_the_reference() -> None:
-    from radproof.detect.evaluate import FeatureTable, Item, fit
+    from radproof.detect.evaluate import fit
+    from radproof.detect.features import FeatureTable
+    from radproof.detect.manifest import Item
 
     rng = np.random.default_rng(4)
 

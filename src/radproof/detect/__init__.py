@@ -10,7 +10,9 @@ Layers: :mod:`~radproof.detect.normalize` (one normalization for every input),
 distributions on real radiographs), :mod:`~radproof.detect.model` (the learned network, ONNX),
 :mod:`~radproof.detect.fusion` (calibration, verdict, evidence), :mod:`~radproof.detect.hints`
 (metadata and C2PA, reported apart), :mod:`~radproof.detect.explain` (heatmap PNG) and
-:mod:`~radproof.detect.evaluate` (metrics and the perturbation suite).
+:mod:`~radproof.detect.evaluate` (the protocol folds and the perturbation suite), built on
+:mod:`~radproof.detect.manifest`, :mod:`~radproof.detect.perturbations`,
+:mod:`~radproof.detect.features` and :mod:`~radproof.detect.metrics`.
 """
 
 from __future__ import annotations

@@ -29,15 +29,9 @@ import numpy as np
 import numpy.typing as npt
 
 from radproof.detect.detector import CONFIG_NAME, detector_folder, read_config
-from radproof.detect.evaluate import (
-    FeatureTable,
-    Fitted,
-    Item,
-    concat_tables,
-    fit,
-    measure_items_at,
-    restrict,
-)
+from radproof.detect.evaluate import Fitted, fit
+from radproof.detect.features import FeatureTable, concat_tables, measure_items_at, restrict
+from radproof.detect.manifest import Item
 from radproof.detect.model import OnnxModel
 from radproof.detect.normalize import SMALL_WORK_SIZE, WORK_SIZE
 from radproof.errors import ConfigError, InputError

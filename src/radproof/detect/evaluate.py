@@ -1,401 +1,40 @@
-"""Evaluation of the detector on a labelled manifest: metrics, protocol folds, perturbation suite.
+"""Evaluation of the detector on a labelled manifest (:mod:`~radproof.detect.manifest`): fits,
+protocol folds and the perturbation suite, on the rows of :mod:`~radproof.detect.features`.
 
-The manifest is a CSV with at least ``path`` (relative to the manifest's folder) and ``label``
-(real | synthetic); ``set``, ``generator`` and ``body_part`` are used for per-group tables and for the
-leave-one-generator-out / leave-one-set-out protocol. Thresholds are always fixed on the training part
-of a fold before its test part is scored.
+Thresholds are always fixed on the training part of a fold before its test part is scored.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
-from scipy import ndimage
 
-from radproof.detect import cues as cue_functions
+from radproof.detect.features import (
+    FeatureTable,
+    concat_tables,
+    measure_items,
+    restrict,
+)
 from radproof.detect.fusion import Calibration, features, fit_calibration
+from radproof.detect.manifest import Item, in_holdout
+from radproof.detect.metrics import auc, metrics
 from radproof.detect.model import OnnxModel
-from radproof.detect.normalize import WORK_SIZE, clears_as_real, normalize, work_size_for
-from radproof.detect.processing import PROCESSING
+from radproof.detect.normalize import WORK_SIZE, clears_as_real
+from radproof.detect.perturbations import PERTURBATIONS
 from radproof.detect.reference import Reference, build_reference
-from radproof.errors import InputError
-from radproof.imaging import load, load_bytes, render
-from radproof.imaging.radiograph import Photometric, Radiograph, SourceFormat
 
 FloatArray = npt.NDArray[np.float64]
 #: Widen cue scales by the spread between real sources (see reference.CueReference.deviation).
 BETWEEN_SETS = False  # measured: widening by the between-set spread did not help leave-one-set-out
 #: Give every real source the same weight in the calibration and its threshold.
 EQUAL_SOURCES = False  # measured: specificity on unseen sources up, sensitivity on unseen generators down
-
-
-@dataclass(frozen=True)
-class Item:
-    """One labelled image of a manifest."""
-
-    path: Path
-    label: int  # 1 synthetic, 0 real
-    set: str
-    generator: str
-    body_part: str
-    fmt: str = ""
-
-
-def read_manifest(manifest: str | Path) -> list[Item]:
-    """Items of a manifest CSV (paths resolved against its folder)."""
-    base = Path(manifest).parent
-    items: list[Item] = []
-    try:
-        with open(manifest, newline="", encoding="utf-8") as fh:
-            for row in csv.DictReader(fh):
-                label = str(row.get("label", "")).strip().lower()
-                if label not in ("real", "synthetic"):
-                    raise InputError(f"{manifest}: label must be real or synthetic, got {label!r}")
-                items.append(
-                    Item(
-                        path=base / row["path"],
-                        label=int(label == "synthetic"),
-                        set=row.get("set") or "",
-                        generator=row.get("generator") or ("real" if label == "real" else "unknown"),
-                        body_part=row.get("body_part") or "",
-                        fmt=row.get("format") or "",
-                    )
-                )
-    except FileNotFoundError:
-        raise InputError(f"{manifest}: no such file") from None
-    except KeyError as exc:
-        raise InputError(f"{manifest}: missing column {exc}") from None
-    if not items:
-        raise InputError(f"{manifest}: no images listed")
-    return items
-
-
-# -- perturbations --------------------------------------------------------------------------------
-
-
-def _as_8bit(image: Radiograph) -> npt.NDArray[np.uint8]:
-    frame = image.frame(0)
-    if frame.dtype == np.uint8 and image.photometric is Photometric.MONOCHROME2:
-        return frame
-    return render(image)
-
-
-def _raster(pixels: npt.NDArray[Any], bits: int = 8) -> Radiograph:
-    return Radiograph(pixels=pixels, bits_stored=bits, source_format=SourceFormat.ARRAY)
-
-
-def _jpeg(quality: int) -> Callable[[Radiograph], Radiograph]:
-    def apply(image: Radiograph) -> Radiograph:
-        buf = io.BytesIO()
-        Image.fromarray(_as_8bit(image), mode="L").save(buf, format="JPEG", quality=quality)
-        buf.seek(0)
-        with Image.open(buf) as im:
-            return _raster(np.asarray(im.convert("L")))
-
-    return apply
-
-
-def _resize(factor: float) -> Callable[[Radiograph], Radiograph]:
-    def apply(image: Radiograph) -> Radiograph:
-        f = image.brightness(0)
-        h, w = f.shape
-        size = (max(8, round(w * factor)), max(8, round(h * factor)))
-        out = np.asarray(Image.fromarray(f, mode="F").resize(size, Image.Resampling.BICUBIC))
-        return as_uint16(out)
-
-    return apply
-
-
-def as_uint16(values: npt.NDArray[Any]) -> Radiograph:
-    """A float frame stretched to its full range and stored as a 16-bit radiograph (how the
-    perturbations hand their result back, without clipping what they added)."""
-    lo, hi = float(values.min()), float(values.max())
-    scaled = (values - lo) / max(hi - lo, 1e-6) * 65535.0
-    return _raster(np.clip(np.rint(scaled), 0, 65535).astype(np.uint16), 16)
-
-
-def _crop(image: Radiograph) -> Radiograph:
-    f = image.brightness(0)
-    h, w = f.shape
-    return as_uint16(f[h // 10 + 3 : h - h // 10, w // 10 + 5 : w - w // 10])
-
-
-def _blur(image: Radiograph) -> Radiograph:
-    return as_uint16(ndimage.gaussian_filter(image.brightness(0), 1.0))
-
-
-def _noise(image: Radiograph) -> Radiograph:
-    f = image.brightness(0)
-    rng = np.random.default_rng(0)
-    spread = float(np.percentile(f, 99) - np.percentile(f, 1)) or 1.0
-    return as_uint16(f + rng.normal(0.0, 0.02 * spread, f.shape).astype(np.float32))
-
-
-def _window8(image: Radiograph) -> Radiograph:
-    f = image.brightness(0)
-    lo, hi = np.percentile(f, [5, 95])
-    return _raster(np.clip(np.rint((f - lo) / max(hi - lo, 1e-6) * 255.0), 0, 255).astype(np.uint8))
-
-
-def _secondary_capture(image: Radiograph) -> Radiograph:
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
-
-    pixels = _as_8bit(image)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UID("1.2.840.10008.5.1.4.1.1.7")
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset("sc.dcm", {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "DX"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = 8
-    ds.HighBit = 7
-    ds.PixelRepresentation = 0
-    ds.PixelData = pixels.tobytes()
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    return load_bytes(buf.getvalue(), name="secondary-capture")
-
-
-#: The perturbation suite: name -> function of a loaded radiograph.
-PERTURBATIONS: dict[str, Callable[[Radiograph], Radiograph]] = {
-    "jpeg95": _jpeg(95),
-    "jpeg75": _jpeg(75),
-    "jpeg50": _jpeg(50),
-    "resize0.5": _resize(0.5),
-    "resize0.75": _resize(0.75),
-    "resize1.5": _resize(1.5),
-    "crop": _crop,
-    "blur": _blur,
-    "noise": _noise,
-    "window8": _window8,
-    "secondary_capture": _secondary_capture,
-}
-
-
-def _processed(step: Callable[[npt.NDArray[Any]], npt.NDArray[np.float32]]) -> Callable[[Radiograph], Radiograph]:
-    def apply(image: Radiograph) -> Radiograph:
-        return as_uint16(step(image.brightness(0)))
-
-    return apply
-
-
-#: Hospital-style processing of real images (radproof.detect.processing), for the reference.
-PROCESSINGS: dict[str, Callable[[Radiograph], Radiograph]] = {name: _processed(f) for name, f in PROCESSING.items()}
-
-
-# -- features -------------------------------------------------------------------------------------
-
-
-@dataclass
-class FeatureTable:
-    """Cue values (and model logits) of a list of items under one perturbation."""
-
-    items: list[Item]
-    names: list[str]
-    values: FloatArray  # (n, len(names))
-    logits: FloatArray | None = None
-    failed: list[tuple[Item, str]] = field(default_factory=list)
-    sizes: npt.NDArray[np.int_] | None = None  # working size of each row; None: all at WORK_SIZE
-    short_sides: npt.NDArray[np.int_] | None = None  # input short side of each row; None: unknown
-
-    def work_sizes(self) -> npt.NDArray[np.int_]:
-        """The working size (normalized square side) of every row."""
-        if self.sizes is None:
-            return np.full(len(self.items), WORK_SIZE, dtype=np.int_)
-        return self.sizes
-
-    def reference_only(self) -> npt.NDArray[np.bool_]:
-        """Rows measured at a larger working size than the detector judges their image at (inputs
-        between :data:`~radproof.detect.normalize.REFERENCE_SIDE` and ``SMALL_SIDE`` brought up to the
-        main size): they shape the reference and calibration, and are never tested there."""
-        return np.asarray(self.work_sizes() > self._judged_at(), dtype=bool)
-
-    def routed(self) -> npt.NDArray[np.bool_]:
-        """Rows measured at the working size the detector judges their image at."""
-        return np.asarray(self.work_sizes() == self._judged_at(), dtype=bool)
-
-    def _judged_at(self) -> npt.NDArray[np.int_]:
-        """The working size the detector judges each row's image at (its own size where the short
-        side is unknown)."""
-        if self.short_sides is None:
-            return self.work_sizes()
-        return np.array([work_size_for(int(s)) for s in self.short_sides], dtype=np.int_)
-
-    def rows(self, mask: npt.NDArray[np.bool_] | None = None) -> list[dict[str, float]]:
-        sel = self.values if mask is None else self.values[mask]
-        return [dict(zip(self.names, map(float, r), strict=True)) for r in sel]
-
-    @property
-    def labels(self) -> npt.NDArray[np.int_]:
-        return np.array([i.label for i in self.items], dtype=np.int_)
-
-
-def measure_items(
-    items: Sequence[Item],
-    perturbation: str | None = None,
-    model: OnnxModel | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    *,
-    work_size: int | None = None,
-) -> FeatureTable:
-    """Load, perturb, normalize and measure every item (unreadable or degenerate ones are listed apart).
-
-    ``work_size`` forces the working size (:data:`~radproof.detect.normalize.SMALL_WORK_SIZE`
-    measures every image as a thumbnail); by default each image gets the one the detector picks.
-    """
-    return measure_items_at(items, (work_size,), perturbation, model, progress)[0]
-
-
-@dataclass
-class _Rows:
-    """What one working size has collected so far in :func:`measure_items_at`."""
-
-    items: list[Item] = field(default_factory=list)
-    values: list[list[float]] = field(default_factory=list)
-    logits: list[float] = field(default_factory=list)
-    sizes: list[int] = field(default_factory=list)
-    shorts: list[int] = field(default_factory=list)
-    failed: list[tuple[Item, str]] = field(default_factory=list)
-
-    def table(self, names: list[str], with_logits: bool) -> FeatureTable:
-        return FeatureTable(
-            items=self.items,
-            names=names,
-            values=np.array(self.values, dtype=np.float64).reshape(len(self.items), len(names)),
-            logits=np.array(self.logits, dtype=np.float64) if with_logits else None,
-            failed=self.failed,
-            sizes=np.array(self.sizes, dtype=np.int_),
-            short_sides=np.array(self.shorts, dtype=np.int_),
-        )
-
-
-def measure_items_at(
-    items: Sequence[Item],
-    work_sizes: Sequence[int | None],
-    perturbation: str | None = None,
-    model: OnnxModel | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    *,
-    reference: bool = False,
-) -> list[FeatureTable]:
-    """:func:`measure_items` at several working sizes, loading and perturbing each image once.
-
-    A size of None means the one the detector picks for each image; with ``reference``, the one
-    each image contributes to when the reference is built
-    (:func:`~radproof.detect.normalize.work_size_for`).
-    """
-    names = list(cue_functions.CUES)
-    perturb = {**PERTURBATIONS, **PROCESSINGS}[perturbation] if perturbation else None
-    collected = [_Rows() for _ in work_sizes]
-    for k, item in enumerate(items):
-        if progress is not None:
-            progress(k, len(items))
-        try:
-            image = load(item.path)
-            if perturb is not None:
-                image = perturb(image)
-        except InputError as exc:
-            for rows in collected:
-                rows.failed.append((item, str(exc)))
-            continue
-        short = min(image.shape)
-        for size, rows in zip(work_sizes, collected, strict=True):
-            if size is None and reference:
-                size = work_size_for(short, reference=True)
-            try:
-                norm = normalize(image, size)
-            except InputError as exc:
-                rows.failed.append((item, str(exc)))
-                continue
-            if norm.problems:
-                rows.failed.append((item, "; ".join(norm.problems)))
-                continue
-            v = cue_functions.measure(norm.pixels)
-            rows.items.append(item)
-            rows.sizes.append(norm.work_size)
-            rows.shorts.append(short)
-            rows.values.append([v[n] for n in names])
-            if model is not None:
-                rows.logits.append(model.logit(norm.pixels)[0])
-    return [rows.table(names, model is not None) for rows in collected]
-
-
-def concat_tables(tables: Sequence[FeatureTable]) -> FeatureTable:
-    """The rows of several tables measured with the same cues (and model) as one table."""
-    logits = [t.logits for t in tables]
-    return FeatureTable(
-        items=[i for t in tables for i in t.items],
-        names=list(tables[0].names),
-        values=np.concatenate([t.values for t in tables]),
-        logits=None if any(v is None for v in logits) else np.concatenate([v for v in logits if v is not None]),
-        failed=[f for t in tables for f in t.failed],
-        sizes=np.concatenate([t.work_sizes() for t in tables]),
-        short_sides=None
-        if any(t.short_sides is None for t in tables)
-        else np.concatenate([t.short_sides for t in tables if t.short_sides is not None]),
-    )
-
-
-def measure_processed(
-    items: Sequence[Item],
-    model: OnnxModel | None = None,
-    *,
-    every: int = 2,
-    progress: Callable[[int, int], None] | None = None,
-    work_sizes: Sequence[int | None] = (None,),
-    reference: bool = False,
-) -> list[FeatureTable]:
-    """Cue values of every ``every``-th real item after each hospital-style processing of
-    :data:`PROCESSINGS`: one table per working size of ``work_sizes`` (None and ``reference`` as
-    in :func:`measure_items_at`)."""
-    reals = [i for i in items if i.label == 0][::every]
-    per_size: list[list[FeatureTable]] = [[] for _ in work_sizes]
-    for k, name in enumerate(PROCESSINGS):
-        step = None if progress is None else (lambda j, n, k=k: progress(k * n + j, n * len(PROCESSINGS)))
-        for tables, table in zip(
-            per_size, measure_items_at(reals, work_sizes, name, model, step, reference=reference), strict=True
-        ):
-            tables.append(table)
-    return [concat_tables(tables) for tables in per_size]
-
-
-def save_table(table: FeatureTable, path: Path) -> None:
-    np.savez_compressed(
-        path,
-        values=table.values,
-        logits=table.logits if table.logits is not None else np.zeros(0),
-        paths=np.array([str(i.path) for i in table.items]),
-        names=np.array(table.names),
-        sizes=table.work_sizes(),
-        short_sides=table.short_sides if table.short_sides is not None else np.zeros(0, dtype=np.int_),
-    )
-
-
-def load_table(path: Path, items: Sequence[Item]) -> FeatureTable:
-    data = np.load(path, allow_pickle=False)
-    by_path = {str(i.path): i for i in items}
-    kept = [by_path[p] for p in data["paths"].tolist()]
-    logits = data["logits"] if data["logits"].size else None
-    sizes = data.get("sizes")
-    shorts = data.get("short_sides")
-    shorts = shorts if shorts is not None and shorts.size else None
-    return FeatureTable(kept, data["names"].tolist(), data["values"], logits, sizes=sizes, short_sides=shorts)
 
 
 # -- scoring --------------------------------------------------------------------------------------
@@ -499,94 +138,7 @@ def fit(
     return Fitted(reference, calibration, work_size=work_size)
 
 
-# -- metrics --------------------------------------------------------------------------------------
-
-
-def auc(y: npt.NDArray[np.int_], s: FloatArray) -> float:
-    """Area under the ROC curve (Mann-Whitney, ties counted half)."""
-    pos, neg = s[y == 1], s[y == 0]
-    if pos.size == 0 or neg.size == 0:
-        return float("nan")
-    from scipy.stats import rankdata
-
-    ranks = rankdata(np.concatenate([pos, neg]))
-    return float((ranks[: pos.size].sum() - pos.size * (pos.size + 1) / 2) / (pos.size * neg.size))
-
-
-def bootstrap_auc(y: npt.NDArray[np.int_], s: FloatArray, n: int = 500, seed: int = 0) -> tuple[float, float]:
-    """95 % percentile bootstrap interval of the AUC (resampling each class separately)."""
-    rng = np.random.default_rng(seed)
-    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-    if pos.size == 0 or neg.size == 0:
-        return (float("nan"), float("nan"))
-    values = []
-    for _ in range(n):
-        idx = np.concatenate([rng.choice(pos, pos.size), rng.choice(neg, neg.size)])
-        values.append(auc(y[idx], s[idx]))
-    lo, hi = np.percentile(values, [2.5, 97.5])
-    return float(lo), float(hi)
-
-
-def tpr_at_fpr(y: npt.NDArray[np.int_], s: FloatArray, fpr: float) -> float:
-    neg, pos = s[y == 0], s[y == 1]
-    if neg.size == 0 or pos.size == 0:
-        return float("nan")
-    threshold = float(np.quantile(neg, 1.0 - fpr, method="higher"))
-    return float(np.mean(pos > threshold))
-
-
-def expected_calibration_error(y: npt.NDArray[np.int_], p: FloatArray, bins: int = 10) -> float:
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    idx = np.clip(np.digitize(p, edges) - 1, 0, bins - 1)
-    total = 0.0
-    for b in range(bins):
-        sel = idx == b
-        if sel.any():
-            total += float(sel.mean()) * abs(float(p[sel].mean()) - float(y[sel].mean()))
-    return total
-
-
-def metrics(
-    y: npt.NDArray[np.int_],
-    p: FloatArray,
-    threshold: float | FloatArray,
-    *,
-    ci: bool = True,
-    real_threshold: float | FloatArray | None = None,
-) -> dict[str, float]:
-    """AUC (+ bootstrap CI), balanced accuracy / sensitivity / specificity at ``threshold`` (one, or
-    one per row), TPR@FPR, ECE. With ``real_threshold`` (below it the verdict is "real"), also the
-    share of real images answered "uncertain" and of synthetic ones confidently called "real"."""
-    pred = p >= threshold
-    out: dict[str, float] = {"n_real": int((y == 0).sum()), "n_synthetic": int((y == 1).sum())}
-    if real_threshold is not None:
-        called_real = p < real_threshold
-        out["real_uncertain"] = float((~called_real & ~pred)[y == 0].mean()) if (y == 0).any() else float("nan")
-        out["synthetic_called_real"] = float(called_real[y == 1].mean()) if (y == 1).any() else float("nan")
-    sens = float(pred[y == 1].mean()) if (y == 1).any() else float("nan")
-    spec = float((~pred[y == 0]).mean()) if (y == 0).any() else float("nan")
-    out.update(
-        auc=auc(y, p),
-        sensitivity=sens,
-        specificity=spec,
-        balanced_accuracy=(sens + spec) / 2.0,
-        tpr_at_1pct_fpr=tpr_at_fpr(y, p, 0.01),
-        tpr_at_5pct_fpr=tpr_at_fpr(y, p, 0.05),
-        ece=expected_calibration_error(y, p),
-    )
-    if ci:
-        out["auc_ci_low"], out["auc_ci_high"] = bootstrap_auc(y, p)
-    return out
-
-
 # -- protocol -------------------------------------------------------------------------------------
-
-
-def in_holdout(item: Item, fraction: float = 0.3) -> bool:
-    """Whether an image belongs to the evaluation hold-out (a fixed ``fraction`` of every set,
-    chosen by a hash of the file name): the network is never trained on it."""
-    digest = hashlib.sha256(str(item.path.name).encode()).digest()
-    return digest[0] / 256.0 < fraction
 
 
 def leave_one_generator_out(
@@ -887,20 +439,6 @@ def metadata_only_auc(items: Sequence[Item], normalized_view: bool) -> float:
     return auc(y, s)
 
 
-def subsample(items: Sequence[Item], per_set: int, seed: int = 0) -> list[Item]:
-    """At most ``per_set`` items of each set (deterministic)."""
-    rng = np.random.default_rng(seed)
-    by: dict[str, list[Item]] = {}
-    for i in items:
-        by.setdefault(i.set, []).append(i)
-    out: list[Item] = []
-    for s in sorted(by):
-        group = by[s]
-        idx = rng.permutation(len(group))[:per_set]
-        out += [group[k] for k in sorted(idx)]
-    return out
-
-
 @dataclass(frozen=True)
 class _Judged:
     """A detector's answers on a table, unusable images included (probability 0.5, never a
@@ -1016,18 +554,3 @@ def perturbation_suite(
             }
         rows.append(row)
     return rows
-
-
-def restrict(table: FeatureTable, mask: npt.NDArray[np.bool_]) -> FeatureTable:
-    return replace(
-        table,
-        items=[i for i, m in zip(table.items, mask, strict=True) if m],
-        values=table.values[mask],
-        logits=None if table.logits is None else table.logits[mask],
-        sizes=table.work_sizes()[mask],
-        short_sides=None if table.short_sides is None else table.short_sides[mask],
-    )
-
-
-def summarize_groups(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    return [dict(r) for r in rows]

@@ -12,23 +12,20 @@ import numpy as np
 from radproof.detect.detector import Detector
 from radproof.detect.evaluate import (
     Fitted,
-    in_holdout,
     judged_rows,
     leave_one_generator_out,
     leave_one_generator_out_as_judged,
     leave_one_generator_out_fits,
     leave_one_set_out,
     leave_one_set_out_as_judged,
-    measure_items_at,
-    measure_processed,
     metadata_only_auc,
-    metrics,
     per_group,
     perturbation_suite,
-    read_manifest,
     site_adaptation,
-    subsample,
 )
+from radproof.detect.features import measure_items_at, measure_processed
+from radproof.detect.manifest import in_holdout, read_manifest, subsample
+from radproof.detect.metrics import metrics
 from radproof.detect.normalize import REFERENCE_SIDE, SMALL_SIDE, SMALL_WORK_SIZE, WORK_SIZE
 
 

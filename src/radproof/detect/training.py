@@ -15,13 +15,9 @@ from typing import Any
 import numpy as np
 
 from radproof.detect.adapt import Rows, scale_json, write_detector
-from radproof.detect.evaluate import (
-    fit,
-    measure_items_at,
-    measure_processed,
-    read_manifest,
-    restrict,
-)
+from radproof.detect.evaluate import fit
+from radproof.detect.features import measure_items_at, measure_processed, restrict
+from radproof.detect.manifest import read_manifest
 from radproof.detect.model import OnnxModel
 from radproof.detect.normalize import SMALL_WORK_SIZE, WORK_SIZE
 from radproof.errors import InputError

@@ -12,7 +12,7 @@ Recipe (chosen so that the network cannot learn dataset identity):
   the epoch that is exported, a stand-in for a generator the network has never seen;
 - no development fake (ldm-iuxray, roentgen-v2, ddpm-lunggen) is used for training or for that
   choice: they are kept for the evaluation of unseen generators;
-- real images in the 30 % evaluation hold-out of :mod:`radproof.detect.evaluate` are left out.
+- real images in the 30 % evaluation hold-out of :mod:`radproof.detect.manifest` are left out.
 
 This module needs only torch, numpy and Pillow (it runs on a bare GPU machine):
 ``python -m radproof.detect.train.network PAIRS.npz TAEF2_DIR OUT.onnx --device cuda``.
