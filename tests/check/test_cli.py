@@ -218,3 +218,14 @@ def test_watermark_key_without_passphrase_is_a_usage_error(
     monkeypatch.delenv("RADPROOF_PASSPHRASE", raising=False)
     assert main(["check", str(marked.cut), "--key", str(marked.key)]) == 2
     capsys.readouterr()
+
+
+def test_a_renamed_file_is_named_in_the_detector_hints(
+    files: Files, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    renamed = tmp_path / "scan.jpg"
+    renamed.write_bytes(files.unsigned.read_bytes())
+    code, results = run_json(capsys, "check", str(renamed), str(files.unsigned))
+    assert code in (0, 1)
+    hints = [{h["name"] for h in r["detector"]["hints"]} for r in results]  # type: ignore[index]
+    assert "renamed_file" in hints[0] and "renamed_file" not in hints[1]

@@ -26,12 +26,15 @@ from radproof.imaging.radiograph import Radiograph
 __all__ = ["Detection", "Detector", "Hint", "detect", "detect_file"]
 
 
-def detect(radiograph: Radiograph, *, data: bytes | None = None, detector: Detector | None = None) -> Detection:
+def detect(
+    radiograph: Radiograph, *, data: bytes | None = None, detector: Detector | None = None, path: str | None = None
+) -> Detection:
     """Detect whether one radiograph is AI-generated (the shipped detector unless one is given).
 
-    ``data``: the file's bytes, when available, so that C2PA and embedded-text hints can be read.
+    ``data``: the file's bytes, when available, so that C2PA and embedded-text hints can be read;
+    ``path``: the file's name, for the result and for a format the name contradicts.
     """
-    return (detector or default_detector()).detect(radiograph, data=data)
+    return (detector or default_detector()).detect(radiograph, data=data, path=path)
 
 
 def detect_file(path: str | Path, *, detector: Detector | None = None) -> Detection:

@@ -147,7 +147,7 @@ def gather(data: bytes, name: str, layers: Layers) -> Gathered:
             from radproof.detect.detector import detector_from
 
             folder = None if layers.detector is None else str(layers.detector)
-            detection = detect(image, data=data, detector=detector_from(folder))
+            detection = detect(image, data=data, detector=detector_from(folder), path=name)
             decisive = [h for h in getattr(detection, "hints", ()) if getattr(h, "severity", None) == "decisive"]
             declared = "; ".join(str(getattr(h, "message", h)) for h in decisive) or None
         except RadproofError as exc:
