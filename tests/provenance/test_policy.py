@@ -105,3 +105,11 @@ def test_signed_file_keeps_every_original_element(pki: Pki, dicom_files: dict[st
     assert b.file_meta.TransferSyntaxUID == pydicom.uid.ImplicitVRLittleEndian
     for elem in a:
         assert b[elem.tag].value == elem.value
+
+
+def test_every_wrong_passphrase_is_reported_as_one(pki: Pki) -> None:
+    # About one wrong passphrase in 200 decrypts to garbage with valid padding; it must still be
+    # reported as a passphrase problem, not as a broken key file (3000 tries: ~15 such cases).
+    for k in range(3000):
+        with pytest.raises(PassphraseError):
+            load_identity(pki.tech, b"wrong-%d" % k)
