@@ -20,7 +20,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import sys  # noqa: E402
 import time  # noqa: E402
-from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -32,27 +31,18 @@ PER_SET = 40
 
 
 def main(argv: list[str]) -> int:
-    from radproof.detect.adapt import ROWS_FILE, load_rows, row_key
-    from radproof.detect.detector import Detector, detector_folder
-    from radproof.detect.evaluate import leave_one_generator_out_fits
-    from radproof.detect.features import FeatureTable, measure_items
+    from benchmarks._shipped import shipped_logo_folds
+    from radproof.detect.detector import Detector
+    from radproof.detect.features import measure_items
     from radproof.detect.manifest import in_holdout, read_manifest, subsample
-    from radproof.detect.normalize import SMALL_WORK_SIZE, WORK_SIZE
+    from radproof.detect.normalize import SMALL_WORK_SIZE
 
     if not MANIFEST.is_file():
         print(f"no development manifest at {MANIFEST}; nothing to measure", file=sys.stderr)
         return 0
     started = time.perf_counter()
     items = read_manifest(MANIFEST)
-    # The stored rows name images by an opaque key of the file name, not by path.
-    by_key = {row_key(i.path.name): i for i in items}
-    stored = load_rows(detector_folder() / ROWS_FILE)
-
-    def relabelled(size: int) -> list[FeatureTable]:
-        rows = stored[size]
-        return [replace(t, items=[by_key[str(i.path)] for i in t.items]) for t in (rows.table, rows.processed)]
-
-    all_folds = leave_one_generator_out_fits(*relabelled(WORK_SIZE), *relabelled(SMALL_WORK_SIZE))
+    all_folds = shipped_logo_folds(items)
     folds = {g: all_folds[g] for g in GENERATORS}
     sample = subsample([i for i in items if i.label == 1 or in_holdout(i)], PER_SET)
     model = Detector.load().model

@@ -29,7 +29,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import sys  # noqa: E402
 import time  # noqa: E402
-from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -108,12 +107,9 @@ def _fold_row(g: str, fold: Any, measured: dict[str, list[tuple[Any, Views]]]) -
 
 
 def main(argv: list[str]) -> int:
-    from radproof.detect.adapt import ROWS_FILE, load_rows, row_key
-    from radproof.detect.detector import Detector, detector_folder
-    from radproof.detect.evaluate import leave_one_generator_out_fits
-    from radproof.detect.features import FeatureTable
+    from benchmarks._shipped import shipped_logo_folds
+    from radproof.detect.detector import Detector
     from radproof.detect.manifest import in_holdout, read_manifest, subsample
-    from radproof.detect.normalize import SMALL_WORK_SIZE, WORK_SIZE
     from radproof.detect.perturbations import PERTURBATIONS
     from radproof.errors import InputError
     from radproof.imaging import load
@@ -123,14 +119,7 @@ def main(argv: list[str]) -> int:
         return 0
     started = time.perf_counter()
     items = read_manifest(MANIFEST)
-    by_key = {row_key(i.path.name): i for i in items}
-    stored = load_rows(detector_folder() / ROWS_FILE)
-
-    def relabelled(size: int) -> list[FeatureTable]:
-        rows = stored[size]
-        return [replace(t, items=[by_key[str(i.path)] for i in t.items]) for t in (rows.table, rows.processed)]
-
-    folds = leave_one_generator_out_fits(*relabelled(WORK_SIZE), *relabelled(SMALL_WORK_SIZE))
+    folds = shipped_logo_folds(items)
     model = Detector.load().model
     if model is None:
         print("the shipped detector has no network; nothing to measure", file=sys.stderr)
