@@ -3,14 +3,31 @@ shipped with the detector (``detector-rows.npz``: cue values and logits, no imag
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from radproof.detect.evaluate import Fitted
     from radproof.detect.features import FeatureTable
     from radproof.detect.manifest import Item
+
+
+REPO = Path(__file__).resolve().parents[1]
+MANIFEST = Path(os.environ.get("RADPROOF_SHARED", REPO.parent / "shared")) / "data" / "xray" / "manifest.csv"
+
+
+def development_items() -> list[Item] | None:
+    """The development manifest's items, or None (with the reason on stderr) where it is absent."""
+    from radproof.detect.manifest import read_manifest
+
+    if not MANIFEST.is_file():
+        print(f"no development manifest at {MANIFEST}; nothing to measure", file=sys.stderr)
+        return None
+    return read_manifest(MANIFEST)
 
 
 def shipped_logo_folds(items: Sequence[Item]) -> dict[str, Fitted]:

@@ -20,28 +20,24 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import sys  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-MANIFEST = Path(os.environ.get("RADPROOF_SHARED", REPO.parent / "shared")) / "data" / "xray" / "manifest.csv"
 GENERATORS = ("roentgen-v2", "ldm-iuxray-vae")
 PER_SET = 40
 
 
 def main(argv: list[str]) -> int:
-    from benchmarks._shipped import shipped_logo_folds
+    from benchmarks._shipped import development_items, shipped_logo_folds
     from radproof.detect.detector import Detector
     from radproof.detect.features import measure_items
-    from radproof.detect.manifest import in_holdout, read_manifest, subsample
+    from radproof.detect.manifest import in_holdout, subsample
     from radproof.detect.normalize import SMALL_WORK_SIZE
 
-    if not MANIFEST.is_file():
-        print(f"no development manifest at {MANIFEST}; nothing to measure", file=sys.stderr)
-        return 0
     started = time.perf_counter()
-    items = read_manifest(MANIFEST)
+    items = development_items()
+    if items is None:
+        return 0
     all_folds = shipped_logo_folds(items)
     folds = {g: all_folds[g] for g in GENERATORS}
     sample = subsample([i for i in items if i.label == 1 or in_holdout(i)], PER_SET)

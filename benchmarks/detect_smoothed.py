@@ -29,14 +29,11 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import sys  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 import numpy.typing as npt  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-MANIFEST = Path(os.environ.get("RADPROOF_SHARED", REPO.parent / "shared")) / "data" / "xray" / "manifest.csv"
 GENERATORS = ("roentgen-v2", "ldm-iuxray", "ldm-iuxray-vae")
 PER_SET = 40
 TRAIN_PER_SET = 25
@@ -107,18 +104,17 @@ def _fold_row(g: str, fold: Any, measured: dict[str, list[tuple[Any, Views]]]) -
 
 
 def main(argv: list[str]) -> int:
-    from benchmarks._shipped import shipped_logo_folds
+    from benchmarks._shipped import development_items, shipped_logo_folds
     from radproof.detect.detector import Detector
-    from radproof.detect.manifest import in_holdout, read_manifest, subsample
+    from radproof.detect.manifest import in_holdout, subsample
     from radproof.detect.perturbations import PERTURBATIONS
     from radproof.errors import InputError
     from radproof.imaging import load
 
-    if not MANIFEST.is_file():
-        print(f"no development manifest at {MANIFEST}; nothing to measure", file=sys.stderr)
-        return 0
     started = time.perf_counter()
-    items = read_manifest(MANIFEST)
+    items = development_items()
+    if items is None:
+        return 0
     folds = shipped_logo_folds(items)
     model = Detector.load().model
     if model is None:
