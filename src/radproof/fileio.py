@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -34,21 +36,90 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int =
 
 
 def read_input_bytes(path: str | os.PathLike[str], *, limit: int | None = None) -> bytes:
-    """Read a user-supplied file, turning OS errors into :class:`InputError`."""
-    p = Path(path)
+    """Read a user-supplied file, turning OS errors into :class:`InputError`.
+
+    Only regular files are read: a FIFO would block forever and a device (``/dev/zero``) never
+    ends. At most ``limit`` bytes are read (and never more than
+    :func:`radproof.imaging.limits.max_input_bytes`); a bigger file is refused before reading.
+    """
+    from radproof.imaging.limits import max_input_bytes
+
+    cap = max_input_bytes() if limit is None else min(limit, max_input_bytes())
+    label = display_path(path)
     try:
-        if p.is_dir():
-            raise InputError(f"{p} is a folder, not a file")
-        size = p.stat().st_size
-        if limit is not None and size > limit:
-            raise InputError(f"{p} is {size} bytes, more than the limit of {limit} bytes")
-        return p.read_bytes()
+        # stat first: opening a device can have effects of its own (a tape rewinds on close).
+        _refuse_special(os.stat(path).st_mode, label)
+        # O_NONBLOCK: should a FIFO replace the file after the stat, opening it must not wait for a
+        # writer; fstat then tells what was really opened.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
-        raise InputError(f"{p}: no such file") from None
+        raise InputError(f"{label}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{label} is a folder, not a file") from None
     except PermissionError:
-        raise InputError(f"{p}: permission denied") from None
+        raise InputError(f"{label}: permission denied") from None
     except OSError as exc:
-        raise InputError(f"{p}: cannot read ({exc.strerror})") from None
+        raise InputError(f"{label}: cannot read ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            st = os.fstat(fd)
+            _refuse_special(st.st_mode, label)
+            if st.st_size > cap:
+                raise InputError(f"{label} is {st.st_size} bytes, more than the limit of {cap} bytes{_hint(limit)}")
+            data = _read_at_most(fh, st.st_size, cap)
+        except OSError as exc:
+            raise InputError(f"{label}: cannot read ({exc.strerror})") from None
+    if len(data) > cap:
+        raise InputError(f"{label} grew past the limit of {cap} bytes while it was read{_hint(limit)}")
+    return data
+
+
+def _read_at_most(fh: io.BufferedReader, expected: int, cap: int) -> bytes:
+    """The file's bytes, reading one byte past ``cap`` at most (a file that grows is caught, not followed)."""
+    data = fh.read(min(expected, cap) + 1)
+    if expected < len(data) <= cap:  # it grew since fstat: read on, still bounded
+        data += fh.read(cap + 1 - len(data))
+    return data
+
+
+def _refuse_special(mode: int, label: str) -> None:
+    if stat.S_ISDIR(mode):
+        raise InputError(f"{label} is a folder, not a file")
+    if not stat.S_ISREG(mode):
+        raise InputError(f"{label} is {_kind(mode)}, not a regular file; radproof reads only files")
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _hint(limit: int | None) -> str:
+    from radproof.imaging.limits import PIXEL_BYTES_ENV, max_input_bytes
+
+    if limit is not None and limit < max_input_bytes():
+        return ""
+    return f" (the largest image plus its header; set {PIXEL_BYTES_ENV} to raise it)"
+
+
+def display_path(path: str | os.PathLike[str] | bytes) -> str:
+    """A path as text that can always be printed: bytes that are not UTF-8 are shown as ``\\xff``.
+
+    Python keeps such bytes of a file name as lone surrogates (``\\udcff``), which cannot be
+    written to a UTF-8 stream; this gives them back as the escapes of the original bytes.
+    """
+    try:
+        raw = os.fsencode(path)
+    except UnicodeEncodeError:  # a surrogate no file name can hold: show it escaped
+        raw = os.fspath(path).encode("utf-8", "backslashreplace")  # type: ignore[union-attr]
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def source_bytes(source: str | os.PathLike[str] | bytes, name: str | None = None) -> tuple[bytes, str]:

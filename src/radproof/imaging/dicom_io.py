@@ -11,17 +11,21 @@ import numpy as np
 import numpy.typing as npt
 import pydicom
 from pydicom.dataset import Dataset, FileDataset
+from pydicom.encaps import generate_frames
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels.processing import apply_color_lut
 from pydicom.pixels.utils import pixel_array
 from pydicom.uid import UID
 
-from radproof.errors import InputError, UnsupportedError
+from radproof.errors import InputError, ResourceLimitError, UnsupportedError
 from radproof.fileio import source_bytes
-from radproof.imaging.limits import check_declared_size
+from radproof.imaging.codestreams import check_inflated_size, deflated_body_offset, frame_size
+from radproof.imaging.limits import check_declared_size, max_input_bytes
 from radproof.imaging.radiograph import Photometric, Radiograph, SourceFormat
 
 _PIXEL_DATA = 0x7FE00010
+#: Enough of a compressed frame to hold its SOF or SIZ (after any APPn and table segments).
+_HEADER_BYTES = 1 << 18
 _COLOR = {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "PALETTE COLOR"}
 
 
@@ -45,6 +49,10 @@ def read_dataset(
     Files without the Part 10 preamble are accepted when they parse to a dataset with content.
     """
     data, label = source_bytes(source, name)
+    body = deflated_body_offset(data)
+    if body is not None:
+        # pydicom inflates a deflated dataset whole, as soon as it reads the meta information.
+        check_inflated_size(data, body, max_input_bytes(), label)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -130,9 +138,13 @@ def radiograph_from_dataset(
         rows, cols, frames, bps, samples = declared_geometry(ds)
     except InputError as exc:
         raise type(exc)(f"{label}: {exc}") from None
-    check_declared_size(rows, cols, frames if frame is None else 1, bps, samples)
+    try:
+        check_declared_size(rows, cols, frames if frame is None else 1, bps, samples)
+    except ResourceLimitError as exc:
+        raise ResourceLimitError(f"{label}: {exc}") from None
     if frame is not None and not 0 <= frame < frames:
         raise InputError(f"{label}: frame {frame} requested, the file has {frames} frame(s)")
+    _check_compressed_frames(ds, rows, cols, frames, frame, label)
 
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
     tsyntax = ds.file_meta.TransferSyntaxUID
@@ -186,6 +198,40 @@ def radiograph_from_dataset(
         dataset=header,
         path=path,
     )
+
+
+def _check_compressed_frames(ds: Dataset, rows: int, cols: int, frames: int, frame: int | None, label: str) -> None:
+    """Refuse compressed frames whose own header declares another size than Rows x Columns.
+
+    The JPEG and JPEG 2000 decoders allocate what the codestream declares, not what the DICOM
+    header says: a 64 x 64 header over a 20000 x 20000 codestream would take gigabytes to reject.
+    """
+    tsyntax = str(ds.file_meta.TransferSyntaxUID)
+    uid = UID(tsyntax)
+    if not uid.is_transfer_syntax or not uid.is_encapsulated or "PixelData" not in ds:
+        return  # native data is as long as declared; an unknown syntax is refused by the decoder
+    try:
+        stream = generate_frames(ds.PixelData, number_of_frames=frames)
+        for index, encoded in enumerate(stream):
+            if frame is not None and index != frame:
+                if index > frame:
+                    break
+                continue
+            size = frame_size(encoded[:_HEADER_BYTES], tsyntax)
+            if size is None:
+                continue
+            if (size.rows, size.cols) != (rows, cols):
+                raise InputError(
+                    f"{label}: frame {index} is encoded as {size.cols} x {size.rows} pixels, but the header "
+                    f"declares {cols} x {rows}"
+                )
+            check_declared_size(size.rows, size.cols, 1, (size.precision + 7) // 8, max(1, size.components))
+    except ResourceLimitError as exc:
+        raise ResourceLimitError(f"{label}: {exc}") from None
+    except InputError:
+        raise
+    except Exception as exc:  # a broken item structure: the decoder would fail on it too
+        raise InputError(f"{label}: pixel data cannot be decoded ({_short(exc)})") from None
 
 
 def _rgb_to_gray(arr: npt.NDArray[Any]) -> npt.NDArray[Any]:

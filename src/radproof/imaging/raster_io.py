@@ -13,7 +13,7 @@ from PIL import Image, UnidentifiedImageError
 
 from radproof.errors import InputError, ResourceLimitError, UnsupportedError
 from radproof.fileio import atomic_write_bytes, source_bytes
-from radproof.imaging.limits import check_declared_size
+from radproof.imaging.limits import check_declared_size, max_pixel_bytes, max_side
 from radproof.imaging.radiograph import Photometric, Radiograph, SourceFormat
 
 _FORMATS = {
@@ -22,6 +22,12 @@ _FORMATS = {
     "MPO": SourceFormat.JPEG,
     "TIFF": SourceFormat.TIFF,
 }
+
+
+#: Bytes a pixel takes in Pillow's buffer for each mode (others take 4, and palette images become RGB).
+_PIL_BYTES_PER_PIXEL = {"1": 1, "L": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+#: Pixels converted to gray at a time (bounds the float32 working copy to ~ 12 MB).
+_GRAY_BAND = 1 << 20
 
 
 def sniff_raster(head: bytes) -> SourceFormat | None:
@@ -37,6 +43,9 @@ def sniff_raster(head: bytes) -> SourceFormat | None:
 def load_raster(source: str | Path | bytes, *, name: str | None = None) -> Radiograph:
     """Load a PNG, JPEG or TIFF as a grayscale Radiograph (8 or 16 bit as stored)."""
     data, label = source_bytes(source, name)
+    # Pillow's own bomb check (2 x MAX_IMAGE_PIXELS) would refuse images radproof's limits accept;
+    # ours below is the one that decides, so Pillow's is set to never be the stricter.
+    Image.MAX_IMAGE_PIXELS = max(max_pixel_bytes(), max_side() ** 2) // 2 + 1
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -51,8 +60,11 @@ def load_raster(source: str | Path | bytes, *, name: str | None = None) -> Radio
         if fmt is None:
             raise UnsupportedError(f"{label}: image format {img.format} is not supported (PNG, JPEG, TIFF)")
         width, height = img.size
-        samples = len(img.getbands())
-        check_declared_size(height, width, 1, 2 if img.mode.startswith("I") else 1, samples)
+        try:
+            # What Pillow allocates for the mode (RGB is kept in 4 bytes a pixel), from the header alone.
+            check_declared_size(height, width, 1, _PIL_BYTES_PER_PIXEL.get(img.mode, 4))
+        except ResourceLimitError as exc:
+            raise ResourceLimitError(f"{label}: {exc}") from None
         try:
             img.load()
         except Exception as exc:
@@ -92,10 +104,20 @@ def _to_gray(img: Image.Image, label: str) -> tuple[npt.NDArray[Any], int, bool]
     if mode in ("P", "PA"):
         img = img.convert("RGB")
         mode = "RGB"
-    rgb = np.asarray(img.convert("RGB")).astype(np.float32)
-    gray = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    was_color = bool(np.ptp(rgb, axis=2).max() > 2) if rgb.size else False
-    return np.clip(np.rint(gray), 0, 255).astype(np.uint8), 8, was_color
+    return _rgb_to_gray(np.asarray(img.convert("RGB")))
+
+
+def _rgb_to_gray(rgb: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.uint8], int, bool]:
+    """Luma of an RGB array, a band of rows at a time: a float32 copy of a whole 16k colour image is 3 GiB."""
+    weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    out = np.empty(rgb.shape[:2], dtype=np.uint8)
+    was_color = False
+    step = max(1, _GRAY_BAND // max(1, rgb.shape[1]))
+    for top in range(0, rgb.shape[0], step):
+        band = rgb[top : top + step].astype(np.float32)
+        out[top : top + step] = np.clip(np.rint(band @ weights), 0, 255).astype(np.uint8)
+        was_color = was_color or bool(band.size and np.ptp(band, axis=2).max() > 2)
+    return out, 8, was_color
 
 
 def _bits_used(arr: npt.NDArray[Any], default: int) -> int:
