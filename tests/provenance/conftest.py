@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import http.server
 import shutil
 import subprocess
@@ -20,11 +21,14 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from radproof.imaging.phantom import simulate
 from radproof.provenance import Role, init_ca, issue_identity, revoke_identity
-from radproof.provenance.identity import load_ca
+from radproof.provenance.identity import KeyEncryption, load_ca
 
 CA_PW = b"ca-secret"
 ID_PW = b"id-secret"
 BITS = 2048  # the CLI default (3072) is exercised in test_cli; 2048 keeps key generation fast here
+# The shared PKI's keys use a cheap KDF (tests try thousands of wrong passphrases on them): they stand
+# for keys made by older radproof versions. The default encryption is tested in test_keys_encryption.py.
+FAST_KEYS = KeyEncryption.pbkdf2(iterations=2048)
 
 
 def dcmsign(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -72,9 +76,9 @@ def dcmtk() -> str:
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     root = tmp_path_factory.mktemp("pki")
-    init_ca(root / "ca", "Test Hospital CA", CA_PW, key_bits=BITS)
-    init_ca(root / "rogue-ca", "Rogue CA", CA_PW, key_bits=BITS)
-    issue = issue_identity
+    init_ca(root / "ca", "Test Hospital CA", CA_PW, key_bits=BITS, encryption=FAST_KEYS)
+    init_ca(root / "rogue-ca", "Rogue CA", CA_PW, key_bits=BITS, encryption=FAST_KEYS)
+    issue = functools.partial(issue_identity, encryption=FAST_KEYS)
     issue(root / "tech", root / "ca", "Alice Tech", Role.TECHNOLOGIST, ID_PW, CA_PW, key_bits=BITS)
     issue(root / "rad", root / "ca", "Bob Radiologist", Role.RADIOLOGIST, ID_PW, CA_PW, key_bits=BITS)
     issue(root / "revoked", root / "ca", "Carol Revoked", Role.TECHNOLOGIST, ID_PW, CA_PW, key_bits=BITS)
