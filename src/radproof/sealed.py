@@ -1,7 +1,7 @@
 """Secrets encrypted at rest with a passphrase (scrypt + AES-256-GCM).
 
-Used for watermark keys and any other secret that is not a PEM private key (PEM keys use
-PKCS#8 encryption from ``cryptography``). The sealed form is a small JSON document, so a reader
+Used for watermark keys and any other secret that is not a PEM private key (PEM keys use PKCS#8
+PBES2, see :mod:`radproof.provenance.identity`). The sealed form is a small JSON document, so a reader
 can see what it is without being able to use it.
 """
 
@@ -18,12 +18,28 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from radproof.errors import KeyFileError, PassphraseError
 
 FORMAT = "radproof-sealed-v1"
-# scrypt cost: about 0.1 s and 32 MiB on a current core; strong enough for an offline guess.
-_N, _R, _P = 2**15, 8, 1
+# scrypt cost of new files: OWASP's first choice (N=2^17, r=8, p=1: 128 MiB, about 0.4 s on a current
+# core). Files made with the earlier N=2^15 still open. (PEM private keys cannot use this: OpenSSL,
+# and so dcmsign, refuses scrypt above 32 MiB; see provenance/identity.py.)
+_N, _R, _P = 2**17, 8, 1
+# Reading: refused before deriving anything above these (a crafted file must not take the machine).
+_MAX_N, _MAX_MEMORY, _MAX_WORK = 2**20, 2**30, 2**24
 
 
 def _kdf(passphrase: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
     return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(passphrase)
+
+
+def _acceptable_cost(n: int, r: int, p: int) -> bool:
+    power_of_two = n > 0 and n & (n - 1) == 0
+    return (
+        power_of_two
+        and 2**14 <= n <= _MAX_N
+        and 1 <= r <= 16
+        and 1 <= p <= 4
+        and 128 * n * r <= _MAX_MEMORY
+        and n * r * p <= _MAX_WORK
+    )
 
 
 def seal(secret: bytes, passphrase: bytes, *, kind: str) -> bytes:
@@ -58,8 +74,11 @@ def unseal(blob: bytes, passphrase: bytes, *, kind: str) -> bytes:
         raise KeyFileError("not a radproof key file (expected a sealed JSON document)") from None
     if doc["kind"] != kind:
         raise KeyFileError(f"this file holds a {doc['kind']!r}, not a {kind!r}")
-    if kdf.get("name") != "scrypt" or not (2**14 <= n <= 2**20 and 1 <= r <= 16 and 1 <= p <= 4):
-        raise KeyFileError("key file uses unsupported or unsafe key-derivation parameters")
+    if kdf.get("name") != "scrypt" or not _acceptable_cost(n, r, p):
+        raise KeyFileError(
+            f"key file uses unsupported or unsafe key-derivation parameters (scrypt N={n} r={r} p={p}; "
+            "radproof accepts N a power of two from 2^14 to 2^20, at most 1 GiB and N*r*p up to 2^24)"
+        )
     aad = json.dumps(header, sort_keys=True).encode()
     try:
         return AESGCM(_kdf(passphrase, salt, n, r, p)).decrypt(nonce, body, aad)

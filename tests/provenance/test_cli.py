@@ -16,8 +16,8 @@ from .conftest import dcmsign_verify
 
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    monkeypatch.setenv("RADPROOF_CA_PASSPHRASE", "ca pass")
-    monkeypatch.setenv("RADPROOF_PASSPHRASE", "user pass")
+    monkeypatch.setenv("RADPROOF_CA_PASSPHRASE", "ca pass for st mary 7")
+    monkeypatch.setenv("RADPROOF_PASSPHRASE", "user pass for alice 7")
     return tmp_path
 
 

@@ -1,4 +1,4 @@
-"""`radproof keys`: a hospital CA, signing identities, revocation."""
+"""`radproof keys`: a hospital CA, signing identities, revocation, importing and re-encrypting keys."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ from pathlib import Path
 
 import typer
 
-from radproof.cli._common import PASSPHRASE_ENV, console, read_passphrase
+from radproof.cli._common import PASSPHRASE_ENV, console, err_console, read_passphrase, shown
+from radproof.passphrase import check_new_passphrase
 
 CA_PASSPHRASE_ENV = "RADPROOF_CA_PASSPHRASE"  # noqa: S105 (a variable name, not a secret)
+IMPORT_PASSPHRASE_ENV = "RADPROOF_IMPORT_PASSPHRASE"  # noqa: S105 (a variable name, not a secret)
 
 keys_app = typer.Typer(
-    help="Signing identities: a CA (init-ca), certificates for people and devices (issue), revocation (revoke).",
+    help="Signing identities: a CA (init-ca), certificates for people and devices (issue), revocation (revoke), "
+    "keys made elsewhere (import), stronger encryption for old keys (reencrypt).",
     no_args_is_help=True,
 )
 
@@ -32,6 +35,23 @@ def _ca_passphrase(path: Path | None) -> bytes:
     return read_passphrase(path, what="the CA key", env=env)
 
 
+def _new_passphrase(path: Path | None, *, what: str, env: str = PASSPHRASE_ENV) -> bytes:
+    """A passphrase for a new secret: read (confirmed at a prompt), then held to the strength rule."""
+    passphrase = read_passphrase(path, what=what, confirm=True, env=env)
+    check_new_passphrase(passphrase)
+    return passphrase
+
+
+def _advise(key_file: Path) -> None:
+    """Suggest re-encrypting a key protected below today's strength (it still opens as before)."""
+    from radproof.provenance.identity import key_file_encryption
+
+    encryption = key_file_encryption(key_file)
+    advice = encryption.advice(key_file) if encryption is not None else None
+    if advice:
+        err_console.print(f"[yellow]note:[/] {shown(advice)}", soft_wrap=True)
+
+
 @keys_app.command("init-ca")
 def init_ca_command(
     directory: Path = typer.Argument(..., help="Folder for ca.pem and ca.key (created if missing)."),
@@ -49,10 +69,11 @@ def init_ca_command(
     from radproof.provenance.identity import init_ca
 
     env = CA_PASSPHRASE_ENV if os.environ.get(CA_PASSPHRASE_ENV) else PASSPHRASE_ENV
-    passphrase = read_passphrase(passphrase_file, what="the new CA key", confirm=True, env=env)
+    passphrase = _new_passphrase(passphrase_file, what="the new CA key", env=env)
     cert = init_ca(directory, name, passphrase, key_bits=key_bits, days=days)
     console.print(
-        f"CA [bold]{name}[/] created: {directory / 'ca.pem'} (valid until {cert.not_valid_after_utc:%Y-%m-%d})"
+        f"CA [bold]{shown(name)}[/] created: {shown(directory / 'ca.pem')} "
+        f"(valid until {cert.not_valid_after_utc:%Y-%m-%d})"
     )
 
 
@@ -79,6 +100,7 @@ def issue_command(
 
     parsed_role = Role.parse(role)
     ca_passphrase = _ca_passphrase(ca_passphrase_file)
+    passphrase = None if pkcs11 is not None else _new_passphrase(passphrase_file, what=f"the new key of {name}")
     if pkcs11 is not None:
         from radproof.provenance.pkcs11_keys import Pkcs11Session, Pkcs11Uri
 
@@ -91,11 +113,11 @@ def issue_command(
         cert = issue_identity(directory, ca, name, parsed_role, None, ca_passphrase, days=days, public_key=public)
         where = f"key on token {uri.token!r} as {uri.object!r}"
     else:
-        passphrase = read_passphrase(passphrase_file, what=f"the new key of {name}", confirm=True)
         cert = issue_identity(directory, ca, name, parsed_role, passphrase, ca_passphrase, key_bits=key_bits, days=days)
         where = f"key in {directory / 'key.pem'} (encrypted)"
+    _advise(ca / "ca.key")
     console.print(
-        f"Issued [bold]{name}[/] ({parsed_role.value}): {directory / 'cert.pem'}, {where}; "
+        f"Issued [bold]{shown(name)}[/] ({parsed_role.value}): {shown(directory / 'cert.pem')}, {shown(where)}; "
         f"valid until {cert.not_valid_after_utc:%Y-%m-%d}"
     )
 
@@ -110,7 +132,70 @@ def revoke_command(
     from radproof.provenance.identity import revoke_identity
 
     crl = revoke_identity(directory, ca, _ca_passphrase(ca_passphrase_file))
-    console.print(f"Revoked {directory / 'cert.pem'}; CRL written to {crl}")
+    _advise(ca / "ca.key")
+    console.print(f"Revoked {shown(directory / 'cert.pem')}; CRL written to {shown(crl)}")
+
+
+@keys_app.command("import")
+def import_command(
+    directory: Path = typer.Argument(..., help="New identity folder for cert.pem, key.pem and chain.pem."),
+    key: Path = typer.Option(..., "--key", help="The private key (PEM: PKCS#8 or OpenSSL's RSA format)."),
+    cert: Path = typer.Option(..., "--cert", help="Its certificate (PEM or DER)."),
+    chain: list[Path] | None = typer.Option(
+        None, "--chain", help="Certificates of the issuing CAs, for chain.pem (repeatable)."
+    ),
+    key_passphrase_file: Path | None = typer.Option(
+        None,
+        "--key-passphrase-file",
+        help=f"Passphrase of the key being imported (else ${IMPORT_PASSPHRASE_ENV}, else a prompt; "
+        "an unencrypted key needs none).",
+    ),
+    passphrase_file: Path | None = typer.Option(
+        None,
+        "--passphrase-file",
+        help=f"Passphrase for the new key.pem (else ${PASSPHRASE_ENV}, else a prompt).",
+    ),
+) -> None:
+    """Use a key and certificate made elsewhere (OpenSSL, a hospital PKI) as a radproof identity.
+
+    The key is re-encrypted into DIR/key.pem in radproof's format; the original files are not changed.
+    """
+    from radproof.provenance.identity import import_identity, key_file_encryption, subject_name
+
+    old = None
+    if key_file_encryption(key) is not None:
+        old = read_passphrase(key_passphrase_file, what=f"the key {key}", env=IMPORT_PASSPHRASE_ENV)
+    passphrase = _new_passphrase(passphrase_file, what=f"the imported key in {directory}")
+    certificate = import_identity(directory, key, cert, passphrase, old, chain_files=tuple(chain or ()))
+    console.print(
+        f"Imported [bold]{shown(subject_name(certificate))}[/]: {shown(directory / 'cert.pem')}, key in "
+        f"{shown(directory / 'key.pem')} (encrypted); valid until {certificate.not_valid_after_utc:%Y-%m-%d}"
+    )
+
+
+@keys_app.command("reencrypt")
+def reencrypt_command(
+    key_file: Path = typer.Argument(..., help="An encrypted key file (key.pem, ca.key)."),
+    passphrase_file: Path | None = typer.Option(
+        None, "--passphrase-file", help=f"Its passphrase (else ${PASSPHRASE_ENV}, else a prompt)."
+    ),
+    new_passphrase_file: Path | None = typer.Option(
+        None,
+        "--new-passphrase-file",
+        help="Change the passphrase too: read the new one from this file (it must meet the strength rule).",
+    ),
+) -> None:
+    """Rewrite a key file with today's encryption (PBKDF2-HMAC-SHA256, 600000 iterations, AES-256-CBC)."""
+    from radproof.provenance.identity import DEFAULT_KEY_ENCRYPTION, reencrypt_key
+
+    passphrase = read_passphrase(passphrase_file, what=f"the key {key_file}")
+    new = None
+    if new_passphrase_file is not None:
+        new = read_passphrase(new_passphrase_file, what=f"the key {key_file}")
+        check_new_passphrase(new)
+    old = reencrypt_key(key_file, passphrase, new)
+    was = old.description if old is not None else "unknown encryption"
+    console.print(f"Re-encrypted {shown(key_file)}: was {shown(was)}, now {DEFAULT_KEY_ENCRYPTION.description}")
 
 
 def register(app: typer.Typer) -> None:
