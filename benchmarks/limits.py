@@ -186,6 +186,16 @@ def bombs() -> dict[str, Callable[[], bytes]]:
     }
 
 
+def within_limits() -> dict[str, Callable[[], bytes]]:
+    """Tiny files that declare the largest accepted size: they cost what a real image of that size costs."""
+    return {
+        "dicom-j2k-16000-tiny": lambda: dicom_encapsulated(
+            JPEG2000Lossless, j2k_codestream(16000, 16000), 16000, 16000
+        ),
+        "dicom-rle-16000-tiny": lambda: dicom_encapsulated(RLELossless, rle_frame(16000, 16000), 16000, 16000),
+    }
+
+
 def normal_image(path: Path, rows: int = 2500, cols: int = 2000) -> Path:
     from radproof.imaging.phantom import simulate
 
@@ -246,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         inputs: dict[str, Path] = {}
         inputs["normal-2000x2500-dicom"] = normal_image(root / "normal.dcm")
         wanted = {n for n in args.only.split(",") if n}
-        for name, build in bombs().items():
+        for name, build in {**bombs(), **(within_limits() if args.max_size else {})}.items():
             if wanted and name not in wanted:
                 continue
             path = root / name

@@ -109,6 +109,31 @@ def _hint(limit: int | None) -> str:
     return f" (the largest image plus its header; set {PIXEL_BYTES_ENV} to raise it)"
 
 
+def sha256_file(path: str | os.PathLike[str], *, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a regular file's content, read a chunk at a time (memory stays small at any size)."""
+    import hashlib
+
+    label = display_path(path)
+    try:
+        _refuse_special(os.stat(path).st_mode, label)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise InputError(f"{label}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"{label}: cannot read ({exc.strerror})") from None
+    digest = hashlib.sha256()
+    with os.fdopen(fd, "rb", buffering=0) as fh:
+        try:
+            _refuse_special(os.fstat(fd).st_mode, label)
+            buf = bytearray(chunk)
+            view = memoryview(buf)
+            while n := fh.readinto(buf):
+                digest.update(view[:n])
+        except OSError as exc:
+            raise InputError(f"{label}: cannot read ({exc.strerror})") from None
+    return digest.hexdigest()
+
+
 def display_path(path: str | os.PathLike[str] | bytes) -> str:
     """A path as text that can always be printed: bytes that are not UTF-8 are shown as ``\\xff``.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from enum import IntEnum
 from pathlib import Path
@@ -59,6 +60,41 @@ def read_passphrase(
 
 
 def print_json_line(obj: dict[str, Any]) -> None:
-    """One JSON object on its own line (JSON Lines), flushed so other tools can stream it."""
-    sys.stdout.write(json.dumps(obj, default=str, ensure_ascii=False) + "\n")
+    """One JSON object on its own line (JSON Lines), flushed so other tools can stream it.
+
+    A file name that is not valid UTF-8 reaches Python as lone surrogates, which no UTF-8 stream
+    accepts; such a line is written with JSON's \\u escapes, which give the same string back.
+    """
+    sys.stdout.write(json_line(obj))
     sys.stdout.flush()
+
+
+def json_line(obj: dict[str, Any]) -> str:
+    """``obj`` as one line of JSON that can always be written as UTF-8 (see :func:`print_json_line`)."""
+    text = json.dumps(obj, default=str, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(obj, default=str, ensure_ascii=True)
+    return text + "\n"
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def shown(value: object) -> str:
+    """A user string (file name, path, certificate field, message) made safe to print in human output.
+
+    Rich markup in it is escaped (a file named ``[bold red]x[/]`` is shown as such, and ``x[/]``
+    does not raise), bytes that are not UTF-8 are shown as ``\\xff``, and control characters
+    (a terminal escape sequence, a newline in a name) as ``\\x1b``, so one record stays one line.
+    """
+    from rich.markup import escape
+
+    text = value if isinstance(value, str) else (os.fsdecode(value) if isinstance(value, bytes) else str(value))
+    try:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that does not stand for a byte
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return escape(text)

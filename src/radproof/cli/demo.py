@@ -16,7 +16,7 @@ from typing import Any
 
 import typer
 
-from radproof.cli._common import Exit, console
+from radproof.cli._common import Exit, console, shown
 
 
 @dataclass
@@ -51,8 +51,11 @@ class Story:
 
     def record(self, finding: Finding) -> None:
         self.findings.append(finding)
-        mark = "[green]as expected[/]" if finding.ok else f"[bold red]expected {finding.expected}[/]"
-        console.print(f"    {finding.subject}: {finding.check} -> [bold]{finding.found}[/] ({mark}) {finding.detail}")
+        mark = "[green]as expected[/]" if finding.ok else f"[bold red]expected {shown(finding.expected)}[/]"
+        console.print(
+            f"    {shown(finding.subject)}: {shown(finding.check)} -> [bold]{shown(finding.found)}[/] ({mark}) "
+            f"{shown(finding.detail)}"
+        )
 
 
 def _fracture_line(pixels: Any, rows: int, cols: int) -> Any:
@@ -197,9 +200,9 @@ def _story_detector(story: Story) -> None:
     result = detect_file(story.files["signed"]).to_dict()
     evidence = sorted(result["evidence"], key=lambda e: -abs(float(e.get("weight") or 0)))[:3]
     for item in evidence:
-        console.print(f"    - {item.get('name')}: {item.get('reference')}")
+        console.print(f"    - {shown(item.get('name'))}: {shown(item.get('reference'))}")
     for hint in result["hints"]:
-        console.print(f"    * hint: {hint.get('message', hint)}")
+        console.print(f"    * hint: {shown(hint.get('message', hint))}")
     # The phantom is computer-made: a detector of real radiographs should not call it real.
     story.record(
         Finding(
@@ -293,13 +296,14 @@ def _summary(story: Story) -> bool:
         table.add_column(column)
     for f in story.findings:
         found = f.found if f.ok else f"{f.found} (expected {f.expected})"
-        table.add_row(f.subject, f.check, found, "[green]as expected[/]" if f.ok else "[bold red]WRONG[/]")
+        mark = "[green]as expected[/]" if f.ok else "[bold red]WRONG[/]"
+        table.add_row(shown(f.subject), shown(f.check), shown(found), mark)
     console.print(table)
     ok = all(f.ok for f in story.findings)
     elapsed = time.perf_counter() - story.started
-    console.print(f"Working folder: {story.workdir}  ({elapsed:.1f} s)")
+    console.print(f"Working folder: {shown(story.workdir)}  ({elapsed:.1f} s)")
     if story.report is not None:
-        console.print(f"HTML report: {story.report}")
+        console.print(f"HTML report: {shown(story.report)}")
     console.print("[bold green]Every check found what it should.[/]" if ok else "[bold red]Some checks were wrong.[/]")
     return ok
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from radproof.cli._common import Exit, console, err_console, print_json_line
+from radproof.cli._common import Exit, console, err_console, print_json_line, shown
 
 
 def register(app: typer.Typer) -> None:
@@ -29,8 +29,6 @@ def detect_command(
     model: Annotated[Path | None, typer.Option("--model", help="Detector folder (default: the shipped one).")] = None,
 ) -> None:
     """Estimate whether radiographs are AI-generated. Exit 1 when any is judged synthetic."""
-    from rich.markup import escape
-
     from radproof.detect import Detector
     from radproof.detect.explain import write_heatmap
     from radproof.errors import InputError
@@ -49,7 +47,7 @@ def detect_command(
             if json_out:
                 print_json_line({"path": str(path), "error": str(result)})
             else:
-                err_console.print(f"[bold red]error:[/] {escape(str(result))}")
+                err_console.print(f"[bold red]error:[/] {shown(result)}")
             continue
         if result.verdict == "synthetic" and code == Exit.OK:
             code = Exit.FAILED
@@ -59,16 +57,16 @@ def detect_command(
             continue
         colour = {"real": "green", "synthetic": "red"}.get(result.verdict, "yellow")
         console.print(
-            f"[bold]{escape(str(path))}[/]: [{colour}]{result.verdict}[/] "
+            f"[bold]{shown(path)}[/]: [{colour}]{result.verdict}[/] "
             f"(synthetic probability {result.synthetic_probability:.2f})",
             soft_wrap=True,
         )
         for e in result.evidence[:3]:
-            console.print(f"  - {escape(e['reference'])} ({e['direction']})", soft_wrap=True)
+            console.print(f"  - {shown(e['reference'])} ({e['direction']})", soft_wrap=True)
         for h in result.hints:
-            console.print(f"  * {h.severity}: {escape(h.message)}", soft_wrap=True)
+            console.print(f"  * {h.severity}: {shown(h.message)}", soft_wrap=True)
         if heat is not None:
-            console.print(f"  heatmap: {escape(str(heat))}", soft_wrap=True)
+            console.print(f"  heatmap: {shown(heat)}", soft_wrap=True)
     raise typer.Exit(int(code))
 
 
@@ -116,12 +114,12 @@ def evaluate_command(
     if json_out:
         print_json_line(results)
     else:
-        console.print(render_markdown(results))
+        console.print(render_markdown(results), markup=False, soft_wrap=True)  # set names are user text
     raise typer.Exit(int(Exit.OK))
 
 
 def _progress(message: str) -> None:
-    err_console.print(f"[dim]{message}[/]")
+    err_console.print(f"[dim]{shown(message)}[/]")
 
 
 def train_command(
@@ -167,7 +165,7 @@ def train_command(
         device=device,
         progress=_progress,
     )
-    console.print(json.dumps(summary, indent=2))
+    console.print(json.dumps(summary, indent=2, ensure_ascii=True), markup=False, soft_wrap=True)
     raise typer.Exit(int(Exit.OK))
 
 
@@ -187,8 +185,6 @@ def adapt_command(
 
     Use the result with `radproof detect --model DIR`, or set \\[detector] model in the configuration.
     """
-    from rich.markup import escape
-
     from radproof.detect.adapt import adapt_detector
 
     def progress(k: int, n: int) -> None:
@@ -200,8 +196,8 @@ def adapt_command(
         print_json_line(summary)
         raise typer.Exit(int(Exit.OK))
     console.print(
-        f"adapted detector written to [bold]{escape(str(output))}[/]: {summary['used']} of {summary['images']} "
-        f"images of {escape(name)} used",
+        f"adapted detector written to [bold]{shown(output)}[/]: {summary['used']} of {summary['images']} "
+        f"images of {shown(name)} used",
         soft_wrap=True,
     )
     console.print(
@@ -223,5 +219,5 @@ def adapt_command(
         soft_wrap=True,
     )
     for skipped in summary["skipped"]:
-        err_console.print(f"  skipped {escape(skipped['path'])}: {escape(skipped['reason'])}", soft_wrap=True)
+        err_console.print(f"  skipped {shown(skipped['path'])}: {shown(skipped['reason'])}", soft_wrap=True)
     raise typer.Exit(int(Exit.OK))

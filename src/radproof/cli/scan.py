@@ -18,7 +18,7 @@ from radproof.cli._check_options import (
     passphrase_for,
     settings_from_options,
 )
-from radproof.cli._common import Exit, console, err_console, print_json_line
+from radproof.cli._common import Exit, console, err_console, print_json_line, shown
 
 
 def register(app: typer.Typer) -> None:
@@ -93,7 +93,7 @@ def scan_command(
     if json_out:
         print_json_line(summary.to_dict())
     else:
-        verdicts = ", ".join(f"{n} {v}" for v, n in sorted(summary.verdicts.items())) or "none"
+        verdicts = ", ".join(f"{n} {shown(v)}" for v, n in sorted(summary.verdicts.items())) or "none"
         console.print(
             f"{summary.found} image(s): {summary.checked} checked now, {summary.resumed} already done, "
             f"{summary.errors} could not be checked, {summary.not_images} other file(s) skipped"
@@ -106,10 +106,12 @@ def scan_command(
         console.print(f"verdicts: {verdicts}; failed: {summary.failed}")
         if summary.checked:
             console.print(f"{summary.rate:.1f} images/s over {summary.seconds:.1f} s")
-        console.print(f"results: {summary.out}")
+        console.print(f"results: {shown(summary.out)}")
         if summary.report is not None:
-            console.print(f"report: {summary.report}")
+            console.print(f"report: {shown(summary.report)}")
         for record in summary.records:
             if record.get("status") != "ok":
-                err_console.print(f"[yellow]not checked:[/] {record.get('path')}: {record.get('error')}")
+                err_console.print(f"[yellow]not checked:[/] {shown(record.get('path'))}: {shown(record.get('error'))}")
+        for warning in summary.warnings:
+            err_console.print(f"[yellow]warning:[/] {shown(warning)}")
     raise typer.Exit(int(Exit.OK if summary.ok else Exit.FAILED))

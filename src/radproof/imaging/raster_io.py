@@ -71,6 +71,7 @@ def load_raster(source: str | Path | bytes, *, name: str | None = None) -> Radio
             raise InputError(f"{label}: image data is truncated or corrupt ({str(exc)[:200]})") from None
         arr, bits, was_color = _to_gray(img, label)
     dpi = img.info.get("dpi")
+    img.close()  # Pillow's own buffer goes now, not when the caller's Radiograph does
     spacing = None
     if dpi and all(isinstance(v, int | float) and v > 0 for v in dpi[:2]) and tuple(dpi[:2]) != (72, 72):
         spacing = (25.4 / float(dpi[1]), 25.4 / float(dpi[0]))
@@ -88,7 +89,7 @@ def load_raster(source: str | Path | bytes, *, name: str | None = None) -> Radio
 def _to_gray(img: Image.Image, label: str) -> tuple[npt.NDArray[Any], int, bool]:
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
-        arr = np.asarray(img).astype(np.uint16)
+        arr = np.asarray(img).astype(np.uint16, copy=False)  # one copy out of Pillow, not two (512 MiB at 16k)
         return arr, _bits_used(arr, 16), False
     if mode in ("I", "F"):
         arr = np.asarray(img)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from radproof.errors import InputError
+from radproof.fileio import display_path
 
 #: Prefixes that name a DICOMweb server instead of a folder.
 DICOMWEB_PREFIXES = ("dicomweb+http://", "dicomweb+https://")
@@ -27,7 +28,8 @@ class ScanItem:
     source
         The folder or server the item was found under (for per-source statistics).
     size, mtime_ns
-        File size and modification time, used to skip unchanged files on a rerun (files only).
+        File size and modification time when found (files only). A rerun skips a file only when its
+        content hashes to a checked one; a size that differs tells a change without reading it.
     """
 
     locator: str
@@ -76,8 +78,10 @@ def discover(targets: Iterable[str | os.PathLike[str]]) -> Iterator[ScanItem | S
             yield from _one(root, str(root.parent), seen, referenced=True)
         elif root.is_dir():
             yield from _walk(root, seen)
+        elif root.exists():
+            raise InputError(f"{display_path(root)} is not a regular file or a folder (a FIFO or a device?)")
         else:
-            raise InputError(f"{root}: no such file or folder")
+            raise InputError(f"{display_path(root)}: no such file or folder")
 
 
 def image_paths(targets: Iterable[str | os.PathLike[str]]) -> list[Path]:

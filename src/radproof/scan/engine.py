@@ -43,6 +43,8 @@ class ScanSummary:
     seconds: float = 0.0
     report: Path | None = None
     records: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    #: Damaged lines of the results file that were skipped (their images were checked again).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
@@ -68,6 +70,7 @@ class ScanSummary:
             "seconds": round(self.seconds, 3),
             "rate": round(self.rate, 3),
             "report": None if self.report is None else str(self.report),
+            "warnings": list(self.warnings),
         }
 
 
@@ -133,6 +136,7 @@ def scan_paths(
     keep_previews = settings.scan.previews
 
     with ResultLog(out_path, fingerprint=getattr(processor, "fingerprint", None)) as log:
+        summary.warnings = list(log.warnings)
         todo: list[ScanItem] = []
         covered: list[str] = []
         for entry in _all_items(targets):
@@ -141,7 +145,7 @@ def scan_paths(
                 continue
             summary.found += 1
             covered.append(entry.locator)
-            if log.unchanged(entry.locator, entry.size, entry.mtime_ns) is not None:
+            if log.unchanged(entry.locator, entry.size) is not None:  # hashes the file: content, not metadata
                 summary.resumed += 1
             else:
                 summary.rechecked += entry.locator in log.stale

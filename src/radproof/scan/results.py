@@ -17,28 +17,55 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from radproof.errors import InputError
+from radproof.fileio import display_path, sha256_file
 
 
-def read_records(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
-    """The records of a results file, skipping a torn last line (from an interrupted run)."""
+def read_records(path: str | os.PathLike[str], problems: list[str] | None = None) -> Iterator[dict[str, Any]]:
+    """The records of a results file, skipping lines that are not a JSON object.
+
+    A torn last line (an interrupted run), bytes that are not UTF-8 or any other damaged line is
+    skipped, and said so in ``problems`` when given: the file it was about is then checked again,
+    as no record vouches for it.
+    """
     p = Path(path)
     if not p.exists():
         return
     try:
-        fh = p.open("r", encoding="utf-8")
+        fh = p.open("rb")
     except OSError as exc:
-        raise InputError(f"cannot read results file {p}: {exc.strerror}") from None
+        raise InputError(f"cannot read results file {display_path(p)}: {exc.strerror}") from None
     with fh:
-        for line in fh:
-            line = line.strip()
-            if not line:
+        for number, raw in enumerate(fh, start=1):
+            raw = raw.strip()
+            if not raw:
                 continue
             try:
-                record = json.loads(line)
+                record = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                _note(problems, p, number, "is not UTF-8")
+                continue
             except json.JSONDecodeError:
+                _note(problems, p, number, "is not complete JSON (cut short?)")
                 continue
             if isinstance(record, dict):
                 yield record
+            else:
+                _note(problems, p, number, "is not a JSON object")
+
+
+def _note(problems: list[str] | None, path: Path, number: int, what: str) -> None:
+    if problems is not None:
+        problems.append(f"{display_path(path)} line {number} {what}; skipped (its image is checked again)")
+
+
+def record_line(record: dict[str, Any]) -> str:
+    """One record as a line of JSON; a path that is not UTF-8 is written with \\u escapes (read back the same)."""
+    text = json.dumps(record, default=str, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(record, default=str, ensure_ascii=True)
+    return text + "\n"
 
 
 def latest_by_path(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -65,13 +92,15 @@ class ResultLog:
     def __init__(self, path: str | os.PathLike[str], *, fingerprint: str | None = None) -> None:
         self.path = Path(path)
         if not self.path.parent.is_dir():
-            raise InputError(f"cannot write {self.path}: folder {self.path.parent} does not exist")
+            raise InputError(f"cannot write {display_path(self.path)}: its folder does not exist")
         self.fingerprint = fingerprint
         self.done_hashes: set[str] = set()
         self.done_stats: dict[str, tuple[int | None, int | None, str]] = {}
         #: Paths checked before, but with other settings or another detector (to be checked again).
         self.stale: set[str] = set()
-        for record in read_records(self.path):
+        #: Damaged lines found in the results file (skipped; see :func:`read_records`).
+        self.warnings: list[str] = []
+        for record in read_records(self.path, self.warnings):
             self._remember(record)
         self.stale -= set(self.done_stats)
         self._fh: TextIO | None = None
@@ -91,7 +120,7 @@ class ResultLog:
         try:
             self._fh = self.path.open("a", encoding="utf-8")
         except OSError as exc:
-            raise InputError(f"cannot write results file {self.path}: {exc.strerror}") from None
+            raise InputError(f"cannot write results file {display_path(self.path)}: {exc.strerror}") from None
         if needs_newline:
             self._fh.write("\n")  # the previous run was cut in the middle of a line
         return self
@@ -107,16 +136,25 @@ class ResultLog:
             fh.seek(-1, os.SEEK_END)
             return fh.read(1) == b"\n"
 
-    def unchanged(self, path: str, size: int | None, mtime_ns: int | None) -> str | None:
-        """The content hash of ``path`` if it was checked before and its size and time are the same."""
+    def unchanged(self, path: str, size: int | None, mtime_ns: int | None = None) -> str | None:
+        """The content hash of ``path`` if the same content was checked before (with these settings).
+
+        The file is hashed again: a file edited with its size and modification time put back must
+        not pass for the one checked (resume trusts content, not metadata; docs/limits.md gives
+        the cost). A size that differs tells a change without reading the file.
+        """
         known = self.done_stats.get(path)
         if known is None:
             return None
         if path.startswith(("http://", "https://")):
             return known[2]  # a DICOM instance on a server is immutable (same UIDs, same content)
-        if size is None or mtime_ns is None:
+        if size is None or known[0] != size:
             return None
-        return known[2] if (known[0], known[1]) == (size, mtime_ns) else None
+        try:
+            digest = sha256_file(path)
+        except InputError:
+            return None  # let the worker read it and record why it cannot
+        return known[2] if digest == known[2] else None
 
     def write(self, records: Iterable[dict[str, Any]]) -> None:
         """Append records and force them to disk (a crash after this loses nothing written)."""
@@ -125,7 +163,7 @@ class ResultLog:
         for record in records:
             if self.fingerprint is not None and record.get("status") == "ok":
                 record = {**record, "checked_with": self.fingerprint}
-            self._fh.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
+            self._fh.write(record_line(record))
             self._remember(record)
         self._sync()
 
