@@ -9,8 +9,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from radproof.cli._common import PASSPHRASE_ENV, Exit, console, err_console, print_json_line, read_passphrase
+from radproof.cli._common import (
+    PASSPHRASE_ENV,
+    Exit,
+    console,
+    err_console,
+    print_json_line,
+    read_passphrase,
+    shown,
+)
 from radproof.errors import InputError
+from radproof.fileio import display_path
 
 if TYPE_CHECKING:
     from radproof.watermark import WatermarkKey
@@ -56,14 +65,16 @@ def keygen(
     from radproof.watermark import generate_key, save_key
 
     if keyfile.exists() and not force:
-        raise InputError(f"{keyfile} exists; use --force to replace it (marks made with it become unreadable)")
+        raise InputError(
+            f"{display_path(keyfile)} exists; use --force to replace it (marks made with it become unreadable)"
+        )
     from radproof.passphrase import check_new_passphrase
 
     passphrase = read_passphrase(passphrase_file, what="the new watermark key", confirm=True, env=_env())
     check_new_passphrase(passphrase)
     key = generate_key()
     save_key(key, keyfile, passphrase)
-    console.print(f"wrote watermark key {keyfile} (id {key.key_id}); keep it and its passphrase safe")
+    console.print(f"wrote watermark key {shown(keyfile)} (id {shown(key.key_id)}); keep it and its passphrase safe")
 
 
 @group.command("embed")
@@ -86,7 +97,7 @@ def embed_cmd(
     wm_key = _load_key(key, passphrase_file)
     summary = embed_file(src, out, wm_key, payload=payload, layers=layers)
     console.print(
-        f"{summary.path}: layers {', '.join(summary.layers)}, payload {summary.payload!r}, "
+        f"{shown(summary.path)}: layers {shown(', '.join(summary.layers))}, payload {shown(repr(summary.payload))}, "
         f"PSNR {summary.psnr_db:.1f} dB, max change {summary.max_abs_change}"
     )
     if summary.unprotected_blocks:
@@ -113,9 +124,19 @@ def read_cmd(
 
     wm_key = _load_key(key, passphrase_file)
     failed = False
+    unreadable = False
     for path in files:
-        image = load(path)
-        reading = read(image, wm_key)
+        try:
+            image = load(path)
+            reading = read(image, wm_key)
+        except InputError as exc:
+            # One unreadable file is reported and the others are still read (as `detect` does).
+            unreadable = True
+            if as_json:
+                print_json_line({"path": str(path), "error": str(exc)})
+            else:
+                err_console.print(f"[bold red]error:[/] {shown(exc)}")
+            continue
         reading = replace(reading, path=str(path))
         # A binding record that does not match means changed pixels (or a layer copied from elsewhere).
         ok = reading.found and not reading.tampered_blocks and reading.binding_ok is not False
@@ -127,7 +148,7 @@ def read_cmd(
             print_json_line(reading.to_dict())
             continue
         _print_reading(path, reading)
-    raise typer.Exit(int(Exit.FAILED if failed else Exit.OK))
+    raise typer.Exit(int(Exit.USAGE if unreadable else Exit.FAILED if failed else Exit.OK))
 
 
 def _print_reading(path: Path, reading: object) -> None:
@@ -135,12 +156,12 @@ def _print_reading(path: Path, reading: object) -> None:
 
     assert isinstance(reading, WatermarkReading)
     if not reading.found:
-        console.print(f"{path}: [bold red]no watermark[/] made with this key")
+        console.print(f"{shown(path)}: [bold red]no watermark[/] made with this key")
         return
     parts = []
     if reading.robust_found:
         parts.append(
-            f"payload {reading.payload!r} ({reading.bit_errors} bit errors corrected, "
+            f"payload {shown(repr(reading.payload))} ({reading.bit_errors} bit errors corrected, "
             f"confidence {reading.confidence:.6f})"
         )
     else:
@@ -156,7 +177,7 @@ def _print_reading(path: Path, reading: object) -> None:
     if reading.unprotected_blocks:
         covered = "covered by the binding record" if reading.binding_ok else "[yellow]not verified[/]"
         parts.append(f"{len(reading.unprotected_blocks)} block(s) without a tag, {covered}")
-    console.print(f"{path}: " + "; ".join(parts))
+    console.print(f"{shown(path)}: " + "; ".join(parts))
 
 
 @group.command("restore")
@@ -175,16 +196,16 @@ def restore_cmd(
     wm_key = _load_key(key, passphrase_file)
     reading = read(load(src), wm_key)
     if reading.tampered_blocks is None:
-        err_console.print(f"[bold red]error:[/] {src}: no fragile watermark made with this key")
+        err_console.print(f"[bold red]error:[/] {shown(src)}: no fragile watermark made with this key")
         raise typer.Exit(int(Exit.FAILED))
     if reading.tampered_blocks:
         err_console.print(
-            f"[bold red]error:[/] {src}: {len(reading.tampered_blocks)} block(s) were changed after "
+            f"[bold red]error:[/] {shown(src)}: {len(reading.tampered_blocks)} block(s) were changed after "
             "watermarking; exact restoration is impossible (see `radproof watermark read --map`)"
         )
         raise typer.Exit(int(Exit.FAILED))
     written = restore_file(src, out, wm_key)
-    console.print(f"{written}: fragile layer removed, pixels restored exactly")
+    console.print(f"{shown(written)}: fragile layer removed, pixels restored exactly")
 
 
 def register(app: typer.Typer) -> None:
