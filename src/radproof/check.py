@@ -64,7 +64,16 @@ class ReasonCode(StrEnum):
     SIGNATURE_INVALID = "signature-invalid"
     SIGNATURE_TRUSTED = "signature-trusted"
     SIGNATURE_UNTRUSTED = "signature-untrusted"
-    SIGNATURE_PARTIAL = "signature-partial"  # valid, but the pixel data is not covered
+    SIGNATURE_PARTIAL = "signature-partial"  # valid, but the pixel data or a protected attribute is not covered
+    SIGNATURE_UNTRUSTED_INVALID = "untrusted-invalid-signature"  # a stranger's signature does not match
+    SIGNATURE_FORGED = "signature-forged"  # not made with the key of the certificate it carries
+    SIGNATURE_UNVERIFIABLE = "signature-unverifiable"  # malformed or unsupported: cannot be checked
+    SIGNATURE_SUPERSEDED = "signature-superseded"  # a trusted signature no longer matches; another one covers all
+    SIGNATURE_WEAK = "signature-weak-algorithm"  # legacy cryptography, refused by the policy
+    SIGNATURE_LEGACY = "signature-legacy-accepted"  # legacy cryptography, allowed by a legacy policy
+    SIGNATURE_ITEM = "signature-item"  # an item-level signature (inside a sequence), reported as found
+    REVOCATION_UNCHECKED = "revocation-unchecked"  # no current CRL: revocation of the signer not checked
+    UNSIGNED_ELEMENTS = "unsigned-elements"  # elements that no trusted signature covers
     UNSIGNED = "unsigned"
     SIGNATURE_REQUIRED = "signature-required"
     WATERMARK_TAMPERED = "watermark-tampered"
@@ -73,6 +82,9 @@ class ReasonCode(StrEnum):
     WATERMARK_MISMATCH = "watermark-mismatch"
     WATERMARK_WEAK = "watermark-weak"
     WATERMARK_ABSENT = "watermark-absent"
+    WATERMARK_FRAGILE_MISSING = "watermark-fragile-missing"  # the mark says it had a fragile layer; it is gone
+    WATERMARK_HEADER_CHANGED = "watermark-header-changed"  # header attributes bound into the mark changed
+    WATERMARK_COPIED = "watermark-copied"  # the robust mark does not belong to these pixels
     WATERMARK_REQUIRED = "watermark-required"
     DETECTOR_SYNTHETIC = "detector-synthetic"
     DETECTOR_REAL = "detector-real"
@@ -92,13 +104,25 @@ class SignatureInfo(Protocol):
     """One DICOM digital signature as the verifier reports it."""
 
     @property
-    def signer(self) -> Any: ...
+    def signer(self) -> str | None: ...
     @property
     def valid(self) -> bool: ...
     @property
     def trusted(self) -> bool: ...
     @property
-    def reason(self) -> Any: ...
+    def reason(self) -> str | None: ...
+    @property
+    def integrity(self) -> str: ...
+    @property
+    def trust_reason(self) -> str | None: ...
+    @property
+    def location(self) -> str | None: ...
+    @property
+    def elements_signed(self) -> Sequence[int]: ...
+    @property
+    def weaknesses(self) -> Sequence[str]: ...
+    @property
+    def revocation(self) -> str | None: ...
 
 
 @runtime_checkable
@@ -106,11 +130,15 @@ class SignatureEvidence(Protocol):
     """Result of verifying the signatures of one file (``status``: valid | invalid | unsigned)."""
 
     @property
-    def status(self) -> Any: ...
+    def status(self) -> str: ...
     @property
-    def signatures(self) -> Sequence[Any]: ...
+    def signatures(self) -> Sequence[SignatureInfo]: ...
     @property
-    def unsigned_elements(self) -> Sequence[Any]: ...
+    def unsigned_elements(self) -> Sequence[int]: ...
+    @property
+    def present_elements(self) -> Sequence[int]: ...
+    @property
+    def unsignable_elements(self) -> Sequence[int]: ...
     def to_dict(self) -> dict[str, Any]: ...
 
 
@@ -153,6 +181,9 @@ class Evidence:
         ``trainedAlgorithmicMedia`` assertion or a generator's name in the header), else None.
     errors
         Layer name -> message, for layers that were asked for but could not run on this image.
+    has_header
+        The image came with a DICOM header (patient, geometry, display attributes) that provenance must
+        vouch for as well as the pixels.
     """
 
     path: str | None = None
@@ -161,6 +192,7 @@ class Evidence:
     detection: DetectorEvidence | None = None
     declared_synthetic: str | None = None
     errors: Mapping[str, str] = field(default_factory=dict)
+    has_header: bool = False
 
 
 # --------------------------------------------------------------------------------------------------
@@ -183,8 +215,18 @@ class Policy:
         ``suspect`` (a PACS entrance).
     require_watermark
         Without an intact watermark, the verdict is at best ``suspect``.
+    require_revocation_check
+        The authenticating signature's chain must have been checked against a current CRL; a missing or
+        stale CRL gives ``suspect`` (the pacs profile).
+    allow_legacy_algorithms
+        Signatures with legacy cryptography (MD5, SHA-1 or RIPEMD-160 MACs, RSA under 2048 bits, DSA,
+        SHA-1-signed certificates) may authenticate; every reason then says so (the legacy profile).
+    protected_add, protected_remove
+        Tags added to, or removed from, the protected attributes that the authenticating signature must
+        cover (:data:`radproof.provenance.protected.REQUIRED_TAGS`; overlays always stay protected).
     watermark_authenticates
-        An intact fragile watermark alone (no signature) is enough for ``authentic``.
+        An intact fragile watermark alone (no signature) is enough for ``authentic``, provided it binds the
+        DICOM header too. Off by default: a watermark proves pixels, not who made them.
     detector_alone_authenticates
         A detector that says ``real`` is enough for ``authentic`` without any provenance.
     detector_must_agree
@@ -206,7 +248,11 @@ class Policy:
     use_detector: bool = True
     require_trusted_signature: bool = False
     require_watermark: bool = False
-    watermark_authenticates: bool = True
+    require_revocation_check: bool = False
+    allow_legacy_algorithms: bool = False
+    protected_add: frozenset[int] = frozenset()
+    protected_remove: frozenset[int] = frozenset()
+    watermark_authenticates: bool = False
     detector_alone_authenticates: bool = False
     detector_must_agree: bool = False
     signature_outweighs_detector: bool = False
@@ -229,6 +275,17 @@ class Policy:
         if not (self.use_signature or self.use_watermark or self.use_detector):
             raise ValueError("at least one layer (signature, watermark, detector) must be used")
         object.__setattr__(self, "fail_on", frozenset(VerdictKind(v) for v in self.fail_on))
+        for name in ("protected_add", "protected_remove"):
+            tags = frozenset(int(t) for t in getattr(self, name))
+            if any(not 0 <= t <= 0xFFFFFFFF for t in tags):
+                raise ValueError(f"{name} holds a value that is not a DICOM tag")
+            object.__setattr__(self, name, tags)
+
+    def protected_tags(self) -> frozenset[int]:
+        """The protected attributes of this policy (overlay and curve groups come on top)."""
+        from radproof.provenance.protected import REQUIRED_TAGS
+
+        return (REQUIRED_TAGS | self.protected_add) - self.protected_remove
 
 
 #: Named presets of the policy; the configuration's ``profile`` picks one, other keys override it.
@@ -237,17 +294,20 @@ PROFILES: dict[str, dict[str, Any]] = {
     # A PACS entrance: only images signed at capture by a trusted identity get in.
     "pacs": {
         "require_trusted_signature": True,
+        "require_revocation_check": True,
         "fail_on": frozenset(
             {VerdictKind.TAMPERED, VerdictKind.SYNTHETIC, VerdictKind.SUSPECT, VerdictKind.UNVERIFIED}
         ),
     },
     # Images from outside the hospital: no provenance is expected, only the detector counts.
     "detector-only": {"use_signature": False, "use_watermark": False},
+    # Old archives signed with SHA-1 or short keys: accepted, and every verdict says so.
+    "legacy": {"allow_legacy_algorithms": True},
 }
 
 
 def policy_for_profile(profile: str = "default", **overrides: Any) -> Policy:
-    """The policy of a named profile (``default``, ``pacs``, ``detector-only``) with overrides."""
+    """The policy of a named profile (``default``, ``pacs``, ``detector-only``, ``legacy``) with overrides."""
     try:
         base = PROFILES[profile]
     except KeyError:
@@ -315,11 +375,13 @@ def _block(result: Any) -> dict[str, Any] | None:
 
 
 class _Sig(StrEnum):
-    NONE = "none"
+    NONE = "none"  # not checked
     UNSIGNED = "unsigned"
-    INVALID = "invalid"
-    TRUSTED = "trusted"
-    UNTRUSTED = "untrusted"
+    ALTERED = "altered"  # a trusted signer's signed content changed: tampering
+    DOUBTFUL = "doubtful"  # signatures that prove nothing, or something odd: at best suspect
+    INCOMPLETE = "incomplete"  # trusted, valid, but short of what authentic needs
+    UNTRUSTED = "untrusted"  # intact, signer not trusted
+    TRUSTED = "trusted"  # one valid trusted signature covers everything that matters
 
 
 class _Mark(StrEnum):
@@ -327,6 +389,7 @@ class _Mark(StrEnum):
     ABSENT = "absent"
     TAMPERED = "tampered"
     WEAK = "weak"
+    COPIED = "copied"  # the robust mark does not belong to these pixels
     ROBUST_ONLY = "robust only"  # origin shown, integrity not (no fragile layer)
     INTACT = "intact"  # fragile layer verifies in every block
 
@@ -338,32 +401,32 @@ class _Det(StrEnum):
     UNCERTAIN = "uncertain"
 
 
-_PIXEL_TAGS = {"pixeldata", "(7fe0,0010)", "7fe00010", "(7fe0, 0010)", "7fe0,0010"}
-
-
 def check(evidence: Evidence, policy: Policy | None = None) -> Verdict:
     """Combine the evidence on one image into a :class:`Verdict` (rules in docs/check.md).
 
-    In order: broken integrity (invalid signature, tampered watermark) gives ``tampered``; a
-    generation statement, or the detector without cryptographic evidence against it, gives
-    ``synthetic``; unmet policy requirements, conflicts and weak evidence give ``suspect``; strong
-    provenance with no disagreement gives ``authentic``; anything else is ``unverified``.
+    In order: a trusted party's signed or marked content changed gives ``tampered``; a generation
+    statement, or the detector without trusted provenance against it, gives ``synthetic``; unmet
+    policy requirements, conflicts and weak or doubtful evidence give ``suspect``; one valid trusted
+    signature covering the pixels and every protected attribute, with no disagreement, gives
+    ``authentic``; anything else is ``unverified``. Nothing that anyone can add to a file (a
+    signature, a certificate, a watermark estimated from another image) moves a verdict from failing
+    to passing: such evidence can only lower a verdict, never raise it.
     """
     policy = policy or Policy()
     reasons: list[Reason] = []
 
-    sig, sig_covers_pixels = _signature_state(evidence, policy, reasons)
+    sig = _signature_state(evidence, policy, reasons)
     mark = _watermark_state(evidence, policy, reasons)
     det, p_synth = _detector_state(evidence, policy, reasons)
+    signature_error = False
     for layer, message in evidence.errors.items():
         if _layer_used(layer, policy):
             reasons.append(Reason(ReasonCode.LAYER_ERROR, f"{layer} could not be checked: {message}", _layer(layer)))
+            signature_error = signature_error or layer == Layer.SIGNATURE
 
-    strong_signature = sig is _Sig.TRUSTED and sig_covers_pixels
-    strong_mark = mark is _Mark.INTACT and policy.watermark_authenticates
-    strong = strong_signature or strong_mark
-
-    kind = _decide(evidence, policy, reasons, sig, sig_covers_pixels, mark, det, p_synth, strong_signature, strong)
+    strong_signature = sig is _Sig.TRUSTED and not signature_error
+    strong_mark = mark is _Mark.INTACT and policy.watermark_authenticates and _mark_binds_header(evidence)
+    kind = _decide(evidence, policy, reasons, sig, mark, det, p_synth, strong_signature, strong_mark, signature_error)
     reasons.sort(key=lambda r: _PRIORITY.get(r.code, 50))
     return Verdict(
         path=evidence.path,
@@ -379,18 +442,20 @@ def _decide(
     policy: Policy,
     reasons: list[Reason],
     sig: _Sig,
-    sig_covers_pixels: bool,
     mark: _Mark,
     det: _Det,
     p_synth: float | None,
     strong_signature: bool,
-    strong: bool,
+    strong_mark: bool,
+    signature_error: bool,
 ) -> VerdictKind:
-    # 1. Integrity broken: nothing else matters.
-    if sig is _Sig.INVALID or mark is _Mark.TAMPERED:
+    strong = strong_signature or strong_mark
+    # 1. A trusted party's content changed: nothing else matters.
+    if sig is _Sig.ALTERED or mark is _Mark.TAMPERED:
         return VerdictKind.TAMPERED
 
-    # 2. Declared or detected as generated.
+    # 2. Declared or detected as generated. Only trusted provenance can stand against the detector:
+    #    a robust mark alone can be copied from another image, an untrusted signature made by anyone.
     if evidence.declared_synthetic:
         reasons.append(
             Reason(
@@ -399,7 +464,7 @@ def _decide(
         )
         return VerdictKind.SYNTHETIC
     if det is _Det.SYNTHETIC:
-        if not strong and mark is not _Mark.ROBUST_ONLY:
+        if not strong:
             return VerdictKind.SYNTHETIC
         if strong_signature and policy.signature_outweighs_detector:
             reasons.append(
@@ -424,8 +489,8 @@ def _decide(
         reasons.append(
             Reason(
                 ReasonCode.SIGNATURE_REQUIRED,
-                "policy requires a valid signature from a trusted signer covering the pixels; "
-                + _missing_signature_text(sig, sig_covers_pixels),
+                "policy requires one valid signature from a trusted signer covering the pixels and every "
+                "protected attribute; " + _missing_signature_text(sig, signature_error),
                 Layer.SIGNATURE,
             )
         )
@@ -443,8 +508,12 @@ def _decide(
     if unmet:
         return VerdictKind.SUSPECT
 
-    # 4. Weak or half-made provenance.
-    weak = sig is _Sig.UNTRUSTED or (sig is _Sig.TRUSTED and not sig_covers_pixels) or mark is _Mark.WEAK
+    # 4. Doubtful, weak or half-made provenance is at best suspect, whatever else holds.
+    weak = (
+        signature_error or sig in (_Sig.DOUBTFUL, _Sig.INCOMPLETE, _Sig.UNTRUSTED) or mark in (_Mark.WEAK, _Mark.COPIED)
+    )
+    if weak:
+        return VerdictKind.SUSPECT
     if strong:
         if policy.use_detector and policy.detector_must_agree and det is not _Det.REAL:
             reasons.append(
@@ -457,10 +526,8 @@ def _decide(
             )
             return VerdictKind.SUSPECT
         return VerdictKind.AUTHENTIC
-    if weak:
-        return VerdictKind.SUSPECT
 
-    # 5. No provenance: the detector alone.
+    # 5. No provenance that proves anything: the detector alone.
     if det is _Det.REAL and policy.detector_alone_authenticates:
         return VerdictKind.AUTHENTIC
     if sig in (_Sig.NONE, _Sig.UNSIGNED) and mark in (_Mark.NONE, _Mark.ABSENT) and det is _Det.NONE:
@@ -468,49 +535,209 @@ def _decide(
     return VerdictKind.UNVERIFIED
 
 
-def _signature_state(evidence: Evidence, policy: Policy, reasons: list[Reason]) -> tuple[_Sig, bool]:
+# --- signatures ------------------------------------------------------------------------------------
+
+
+def _signature_state(evidence: Evidence, policy: Policy, reasons: list[Reason]) -> _Sig:
+    """Judge every signature on its own, then the object: which one, if any, vouches for all of it."""
     result = evidence.signature
     if not policy.use_signature or result is None:
-        return _Sig.NONE, False
-    status = str(getattr(result.status, "value", result.status)).lower()
+        return _Sig.NONE
     signatures = list(result.signatures)
-    if status == "unsigned" or not signatures:
+    if str(result.status) == "unsigned" or not signatures:
         reasons.append(Reason(ReasonCode.UNSIGNED, "not signed", Layer.SIGNATURE))
-        return _Sig.UNSIGNED, False
-    # ``status`` is "invalid" for an untrusted signer too; only a signature that no longer matches
-    # the data is tampering, so decide on each signature's own ``valid``.
-    bad = [s for s in signatures if not bool(s.valid)]
-    if bad:
-        for s in bad:
-            why = s.reason or "the signed data no longer matches the signature"
-            reasons.append(
-                Reason(ReasonCode.SIGNATURE_INVALID, f"signature by {_signer(s)} is invalid: {why}", Layer.SIGNATURE)
-            )
-        return _Sig.INVALID, False
-    covers = not _pixels_unsigned(result.unsigned_elements)
-    trusted = [s for s in signatures if bool(s.trusted)]
-    if trusted:
-        who = ", ".join(_describe_signature(s) for s in trusted)
-        reasons.append(Reason(ReasonCode.SIGNATURE_TRUSTED, f"valid signature by {who} (trusted)", Layer.SIGNATURE))
-        if not covers:
+        return _Sig.UNSIGNED
+
+    protected = policy.protected_tags()
+    present = tuple(int(t) for t in result.present_elements)
+    altered: list[SignatureInfo] = []
+    doubtful = False
+    complete: list[SignatureInfo] = []
+    shortfalls: list[tuple[SignatureInfo, str]] = []
+    untrusted: list[SignatureInfo] = []
+    for s in signatures:
+        integrity = str(s.integrity)
+        where = "" if s.location is None else f" (item-level, in {s.location})"
+        if integrity in _PROVES_CHANGE:
+            if s.trusted:
+                altered.append(s)
+            else:
+                doubtful = True
+                reasons.append(
+                    Reason(
+                        ReasonCode.SIGNATURE_UNTRUSTED_INVALID,
+                        f"signature by {_signer(s)}{where} does not match the data ({s.reason}), but its signer is "
+                        f"not trusted ({s.trust_reason}): this proves nothing about the image either way",
+                        Layer.SIGNATURE,
+                    )
+                )
+            continue
+        if integrity == "not-signers-key":
+            doubtful = True
             reasons.append(
                 Reason(
-                    ReasonCode.SIGNATURE_PARTIAL,
-                    "the signature does not cover the pixel data, so the pixels are not protected by it",
+                    ReasonCode.SIGNATURE_FORGED,
+                    f"signature claiming to be by {_signer(s)}{where} was not made with that signer's key: {s.reason}",
                     Layer.SIGNATURE,
                 )
             )
-        return _Sig.TRUSTED, covers
-    why_untrusted = "; ".join(str(s.reason) for s in signatures if s.reason) or "no trust anchor given"
+            continue
+        if integrity != "intact":
+            doubtful = True
+            reasons.append(
+                Reason(
+                    ReasonCode.SIGNATURE_UNVERIFIABLE,
+                    f"signature by {_signer(s)}{where} cannot be relied on: {s.reason}",
+                    Layer.SIGNATURE,
+                )
+            )
+            continue
+        if not s.trusted:
+            untrusted.append(s)
+            continue
+        if s.location is not None:
+            reasons.append(
+                Reason(
+                    ReasonCode.SIGNATURE_ITEM,
+                    f"valid item-level signature by {_describe_signature(s)} in {s.location}: it covers that item "
+                    "only, never the image",
+                    Layer.SIGNATURE,
+                )
+            )
+            continue
+        shortfall = _shortfall(s, present, protected, policy)
+        if shortfall:
+            shortfalls.append((s, shortfall))
+        else:
+            complete.append(s)
+
+    for s in untrusted:
+        reasons.append(
+            Reason(
+                ReasonCode.SIGNATURE_UNTRUSTED,
+                f"signature by {_signer(s)}{_item_note(s)} is intact but its signer is not trusted ({s.trust_reason}); "
+                "it covers nothing for this verdict",
+                Layer.SIGNATURE,
+            )
+        )
+    _report_unsigned(result, reasons)
+    if altered:
+        for s in altered:
+            reasons.append(
+                Reason(
+                    ReasonCode.SIGNATURE_SUPERSEDED if complete else ReasonCode.SIGNATURE_INVALID,
+                    f"signature by {_signer(s)}{_item_note(s)} is invalid: {s.reason}"
+                    + ("; another trusted signature covers the current content" if complete else ""),
+                    Layer.SIGNATURE,
+                )
+            )
+        if not complete:
+            return _Sig.ALTERED
+        doubtful = True
+    for s, shortfall in shortfalls:
+        code = ReasonCode.SIGNATURE_PARTIAL
+        if shortfall.startswith(_WEAK_PREFIX):
+            code = ReasonCode.SIGNATURE_WEAK
+        elif shortfall.startswith(_REVOCATION_PREFIX):
+            code = ReasonCode.REVOCATION_UNCHECKED
+        reasons.append(
+            Reason(code, f"valid signature by {_describe_signature(s)} (trusted), but {shortfall}", Layer.SIGNATURE)
+        )
+    for s in complete:
+        legacy = ""
+        if s.weaknesses:
+            legacy = " under the legacy-algorithms policy (" + "; ".join(s.weaknesses) + ")"
+            reasons.append(
+                Reason(
+                    ReasonCode.SIGNATURE_LEGACY,
+                    "legacy cryptography accepted by the policy: " + "; ".join(s.weaknesses),
+                    Layer.SIGNATURE,
+                )
+            )
+        revocation = "" if str(s.revocation) == "good" else f"; revocation: {_revocation_text(s.revocation)}"
+        reasons.append(
+            Reason(
+                ReasonCode.SIGNATURE_TRUSTED,
+                f"valid signature by {_describe_signature(s)} (trusted{legacy}) covers the pixels and every "
+                f"protected attribute{revocation}",
+                Layer.SIGNATURE,
+            )
+        )
+    if doubtful:
+        return _Sig.DOUBTFUL
+    if complete:
+        return _Sig.TRUSTED
+    if shortfalls:
+        return _Sig.INCOMPLETE
+    return _Sig.UNTRUSTED
+
+
+_PROVES_CHANGE = frozenset({"data-changed", "encoding-changed", "element-removed"})
+_WEAK_PREFIX = "it relies on legacy cryptography"
+_REVOCATION_PREFIX = "revocation"
+_PIXEL_DATA = 0x7FE00010
+
+
+def _shortfall(s: SignatureInfo, present: Sequence[int], protected: frozenset[int], policy: Policy) -> str | None:
+    """What keeps a valid, trusted, top-level signature from authenticating the image (None: nothing)."""
+    from radproof.provenance.protected import is_protected
+
+    covered = set(s.elements_signed)
+    missing = [t for t in present if t not in covered and is_protected(t, protected)]
+    if _PIXEL_DATA not in covered:
+        return "it does not cover the pixel data, so the pixels are not protected by it"
+    if missing:
+        return f"it does not cover {len(missing)} protected attribute(s): {_tags_text(missing)}"
+    if s.weaknesses and not policy.allow_legacy_algorithms:
+        return f"{_WEAK_PREFIX} ({'; '.join(s.weaknesses)}); the legacy profile can accept it"
+    if policy.require_revocation_check and str(s.revocation) != "good":
+        return f"{_REVOCATION_PREFIX} of its certificate was not checked: {_revocation_text(s.revocation)}"
+    return None
+
+
+def _report_unsigned(result: SignatureEvidence, reasons: list[Reason]) -> None:
+    unsigned = [int(t) for t in result.unsigned_elements]
+    if not unsigned:
+        return
+    unsignable = {int(t) for t in result.unsignable_elements}
+    note = f" ({len(unsignable)} of them cannot be signed: VR UN)" if unsignable else ""
     reasons.append(
         Reason(
-            ReasonCode.SIGNATURE_UNTRUSTED,
-            f"signature by {', '.join(_signer(s) for s in signatures)} is intact but its signer is not trusted "
-            f"({why_untrusted})",
+            ReasonCode.UNSIGNED_ELEMENTS,
+            f"{len(unsigned)} element(s) not covered by any trusted signature{note}: {_tags_text(unsigned)}",
             Layer.SIGNATURE,
         )
     )
-    return _Sig.UNTRUSTED, covers
+
+
+def _revocation_text(state: object) -> str:
+    return {
+        "good": "checked against a current CRL",
+        "revoked": "revoked",
+        "stale": "the CRL is out of date",
+        "unknown": "no CRL of the issuer was available",
+        "None": "not checked (no trust store)",
+    }.get(str(state), str(state))
+
+
+def _tags_text(tags: Sequence[int]) -> str:
+    from radproof.provenance.verifier import describe_tag
+
+    return ", ".join(describe_tag(t) for t in tags)
+
+
+def _item_note(s: SignatureInfo) -> str:
+    return "" if s.location is None else f" (item-level, in {s.location})"
+
+
+# --- watermark -------------------------------------------------------------------------------------
+
+
+def _mark_binds_header(evidence: Evidence) -> bool:
+    """A fragile mark may vouch for a DICOM object only if it binds the header attributes too."""
+    if not evidence.has_header:
+        return True
+    return getattr(evidence.watermark, "header_bound", None) is True
 
 
 def _watermark_state(evidence: Evidence, policy: Policy, reasons: list[Reason]) -> _Mark:
@@ -519,6 +746,19 @@ def _watermark_state(evidence: Evidence, policy: Policy, reasons: list[Reason]) 
         return _Mark.NONE
     blocks = result.tampered_blocks
     n_blocks = blocks if isinstance(blocks, int) else len(blocks) if blocks is not None else 0
+    payload = getattr(result, "payload", None)
+    about = f" (payload {payload!r})" if payload else ""
+    content_match = getattr(result, "content_match", None)
+    if content_match is False:
+        reasons.append(
+            Reason(
+                ReasonCode.WATERMARK_COPIED,
+                f"a robust watermark{about} is present but does not belong to these pixels: it was copied "
+                "from another image or the image was replaced; it counts for nothing",
+                Layer.WATERMARK,
+            )
+        )
+        return _Mark.COPIED
     if result.found and n_blocks > 0:
         where = "" if isinstance(blocks, int) else describe_blocks(blocks)
         reasons.append(
@@ -530,14 +770,31 @@ def _watermark_state(evidence: Evidence, policy: Policy, reasons: list[Reason]) 
             )
         )
         return _Mark.TAMPERED
-    if not result.found:
-        reasons.append(Reason(ReasonCode.WATERMARK_ABSENT, "no watermark found", Layer.WATERMARK))
-        return _Mark.ABSENT
-    payload = getattr(result, "payload", None)
-    about = f" (payload {payload!r})" if payload else ""
     fragile = getattr(result, "fragile_found", None)
     if fragile is None:
         fragile = blocks is not None  # a block list (even empty) means the fragile layer was read
+    if getattr(result, "fragile_expected", False) and not fragile:
+        if result.found:
+            reasons.append(
+                Reason(
+                    ReasonCode.WATERMARK_FRAGILE_MISSING,
+                    f"the robust watermark{about} says a fragile layer was embedded, but it is gone: the "
+                    "pixels were rewritten after marking",
+                    Layer.WATERMARK,
+                )
+            )
+            return _Mark.TAMPERED
+        reasons.append(
+            Reason(
+                ReasonCode.WATERMARK_FRAGILE_MISSING,
+                "the header says the image was marked with a fragile layer, but no mark verifies under this key",
+                Layer.WATERMARK,
+            )
+        )
+        return _Mark.WEAK
+    if not result.found:
+        reasons.append(Reason(ReasonCode.WATERMARK_ABSENT, "no watermark found", Layer.WATERMARK))
+        return _Mark.ABSENT
     confidence = float(result.confidence)
     if confidence < policy.min_watermark_confidence:
         reasons.append(
@@ -563,12 +820,23 @@ def _watermark_state(evidence: Evidence, policy: Policy, reasons: list[Reason]) 
         reasons.append(
             Reason(
                 ReasonCode.WATERMARK_ROBUST_ONLY,
-                f"robust watermark found{about}, confidence {confidence:.2f}: the image comes from a holder of "
-                "this key, but without the fragile layer its pixels are not proven unaltered",
+                f"robust watermark found{about}, confidence {confidence:.2f}: a hint of origin, not proof (a "
+                "robust mark can be estimated and copied); without the fragile layer the pixels are not proven "
+                "unaltered",
                 Layer.WATERMARK,
             )
         )
         return _Mark.ROBUST_ONLY
+    if getattr(result, "header_bound", None) is False:
+        reasons.append(
+            Reason(
+                ReasonCode.WATERMARK_HEADER_CHANGED,
+                f"fragile watermark intact{about}, but header attributes bound into it (identity, geometry, "
+                "display) changed after marking",
+                Layer.WATERMARK,
+            )
+        )
+        return _Mark.WEAK
     untagged = getattr(result, "unprotected_blocks", None) or []
     if untagged and getattr(result, "binding_ok", None) is not True:
         reasons.append(
@@ -581,10 +849,14 @@ def _watermark_state(evidence: Evidence, policy: Policy, reasons: list[Reason]) 
         )
         return _Mark.WEAK
     covered = f"; {len(untagged)} untagged block(s) confirmed by the binding record" if untagged else ""
+    header = ""
+    if evidence.has_header and getattr(result, "header_bound", None) is not True:
+        header = "; it does not bind the DICOM header, so it vouches for the pixels only"
     reasons.append(
         Reason(
             ReasonCode.WATERMARK_INTACT,
-            f"fragile watermark intact in every block{about}{covered}",
+            f"fragile watermark intact in every block{about}{covered}: the pixels are unchanged since marking"
+            f"{header}; a watermark does not say who made the image",
             Layer.WATERMARK,
         )
     )
@@ -629,6 +901,18 @@ def _detector_state(evidence: Evidence, policy: Policy, reasons: list[Reason]) -
 _PRIORITY = {
     ReasonCode.SIGNATURE_INVALID: 0,
     ReasonCode.WATERMARK_TAMPERED: 1,
+    ReasonCode.WATERMARK_FRAGILE_MISSING: 1,
+    ReasonCode.SIGNATURE_FORGED: 3,
+    ReasonCode.SIGNATURE_UNTRUSTED_INVALID: 3,
+    ReasonCode.SIGNATURE_UNVERIFIABLE: 3,
+    ReasonCode.SIGNATURE_SUPERSEDED: 3,
+    ReasonCode.WATERMARK_COPIED: 3,
+    ReasonCode.SIGNATURE_WEAK: 8,
+    ReasonCode.REVOCATION_UNCHECKED: 8,
+    ReasonCode.WATERMARK_HEADER_CHANGED: 9,
+    ReasonCode.SIGNATURE_LEGACY: 19,
+    ReasonCode.SIGNATURE_ITEM: 24,
+    ReasonCode.UNSIGNED_ELEMENTS: 26,
     ReasonCode.DECLARED_SYNTHETIC: 2,
     ReasonCode.CONFLICT: 3,
     ReasonCode.SIGNATURE_REQUIRED: 4,
@@ -685,23 +969,17 @@ def _describe_signature(sig: Any) -> str:
     return " ".join(parts)
 
 
-def _missing_signature_text(sig: _Sig, covers: bool) -> str:
-    if sig is _Sig.TRUSTED and not covers:
-        return "the trusted signature leaves the pixels unsigned"
+def _missing_signature_text(sig: _Sig, signature_error: bool) -> str:
+    if signature_error:
+        return "the signatures could not be checked"
     return {
         _Sig.NONE: "signatures were not checked (no trust store given?)",
         _Sig.UNSIGNED: "the image is not signed",
         _Sig.UNTRUSTED: "the signer is not trusted",
-        _Sig.INVALID: "the signature is invalid",
+        _Sig.INCOMPLETE: "the trusted signature falls short (see the reasons)",
+        _Sig.DOUBTFUL: "the signatures found prove nothing (see the reasons)",
+        _Sig.ALTERED: "the signature is invalid",
     }.get(sig, "none found")
-
-
-def _pixels_unsigned(unsigned: Sequence[Any]) -> bool:
-    for element in unsigned or ():
-        text = str(getattr(element, "keyword", element)).strip().lower().replace(" ", "")
-        if text in _PIXEL_TAGS or text.startswith("pixeldata") or "7fe0" in text:
-            return True
-    return False
 
 
 def _top_evidence(result: Any) -> str:

@@ -12,7 +12,8 @@ Precedence, highest first: values passed in code (command-line options), environ
 
     [trust]
     ca = "/etc/radproof/ca.pem"
-    crl = "/etc/radproof/ca.crl"
+    crl = "/etc/radproof/ca.crl"      # default: crl.pem beside the CA file
+    tsa = "/etc/radproof/tsa-ca.pem"  # who may vouch for signing times
 
     [watermark]
     key = "/etc/radproof/watermark.key"
@@ -62,12 +63,16 @@ class _Section(BaseModel):
 class CheckSettings(_Section):
     """``[check]``: the verdict rules (see docs/check.md). Unset keys come from the profile."""
 
-    profile: Literal["default", "pacs", "detector-only"] = "default"
+    profile: Literal["default", "pacs", "detector-only", "legacy"] = "default"
     use_signature: bool | None = None
     use_watermark: bool | None = None
     use_detector: bool | None = None
     require_trusted_signature: bool | None = None
     require_watermark: bool | None = None
+    require_revocation_check: bool | None = None
+    allow_legacy_algorithms: bool | None = None
+    protected_add: list[str] | None = Field(default=None, description="attributes a signature must also cover")
+    protected_remove: list[str] | None = Field(default=None, description="attributes a signature need not cover")
     watermark_authenticates: bool | None = None
     detector_alone_authenticates: bool | None = None
     detector_must_agree: bool | None = None
@@ -80,6 +85,9 @@ class CheckSettings(_Section):
     def policy(self) -> Policy:
         """The :class:`~radproof.check.Policy` these settings describe."""
         values = self.model_dump(exclude={"profile"}, exclude_none=True)
+        for name in ("protected_add", "protected_remove"):
+            if name in values:
+                values[name] = frozenset(_parse_tag(text, name) for text in values[name])
         if "fail_on" in values:
             values["fail_on"] = frozenset(VerdictKind(v) for v in values["fail_on"])
         try:
@@ -88,13 +96,33 @@ class CheckSettings(_Section):
             raise ConfigError(f"[check]: {exc}") from None
 
 
+def _parse_tag(text: str, where: str) -> int:
+    """A DICOM keyword (``PatientName``) or tag (``(0010,0010)``, ``00100010``) as an int."""
+    from pydicom.datadict import tag_for_keyword
+
+    cleaned = text.strip().strip("()").replace(",", "").replace(" ", "")
+    tag = tag_for_keyword(text.strip())
+    if tag is not None:
+        return int(tag)
+    if len(cleaned) == 8:
+        try:
+            return int(cleaned, 16)
+        except ValueError:
+            pass
+    raise ConfigError(f"[check] {where}: {text!r} is neither a DICOM keyword nor a tag like (0010,0010)")
+
+
 class TrustSettings(_Section):
-    """``[trust]``: trust anchors for signature verification."""
+    """``[trust]``: trust anchors for signature verification, and for timestamp authorities."""
 
     ca: list[Path] = Field(default_factory=list, description="CA certificate files (PEM)")
-    crl: list[Path] = Field(default_factory=list, description="certificate revocation lists")
+    crl: list[Path] = Field(
+        default_factory=list, description="certificate revocation lists (default: crl.pem beside each CA file)"
+    )
+    tsa: list[Path] = Field(default_factory=list, description="anchors for RFC 3161 timestamp authorities (PEM)")
+    allow_leaf_anchors: bool = Field(default=False, description="accept a signer's own certificate as an anchor")
 
-    @field_validator("ca", "crl", mode="before")
+    @field_validator("ca", "crl", "tsa", mode="before")
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         if value is None or value == "":
@@ -243,7 +271,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
         return value
 
     out = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
-    for section, keys in (("trust", ("ca", "crl")), ("watermark", ("key",)), ("detector", ("model",))):
+    for section, keys in (("trust", ("ca", "crl", "tsa")), ("watermark", ("key",)), ("detector", ("model",))):
         if isinstance(out.get(section), dict):
             for key in keys:
                 if key in out[section]:

@@ -4,29 +4,64 @@ from __future__ import annotations
 
 from radproof.detect import Detection, Hint
 from radproof.provenance import SignatureReport, VerificationResult
+from radproof.provenance.trust import Revocation
+from radproof.provenance.verifier import Integrity
 from radproof.watermark import TamperedBlock, WatermarkReading
 
 
-def signature_row(*, valid: bool = True, trusted: bool = True, reason: str | None = None) -> SignatureReport:
+#: What the hand-built signed image holds: a few protected attributes and the pixel data.
+PRESENT = (0x00080018, 0x00100010, 0x00100020, 0x00280010, 0x00280011, 0x7FE00010)
+PIXEL_DATA = 0x7FE00010
+
+
+def signature_row(
+    *,
+    valid: bool = True,
+    trusted: bool = True,
+    reason: str | None = None,
+    integrity: Integrity | None = None,
+    covers: tuple[int, ...] = PRESENT,
+    weaknesses: tuple[str, ...] = (),
+    revocation: Revocation | None = Revocation.GOOD,
+    location: str | None = None,
+) -> SignatureReport:
+    if integrity is None:
+        integrity = Integrity.INTACT if valid else Integrity.DATA_CHANGED
     return SignatureReport(
         signer="Dr. Ada Tech",
         role="technologist",
         purpose="source",
         datetime="20260101120000",
         timestamp=None,
-        valid=valid,
+        valid=integrity is Integrity.INTACT,
         trusted=trusted,
-        reason=reason,
+        reason=reason if reason is not None or integrity is Integrity.INTACT else "the signed data changed",
+        integrity=integrity,
+        elements_signed=covers,
+        weaknesses=weaknesses,
+        revocation=revocation if trusted else None,
+        trust_reason=None if trusted else (reason or "issuer not in trust store"),
+        location=location,
     )
 
 
 def signed(
-    *, valid: bool = True, trusted: bool = True, reason: str | None = None, unsigned: list[str] | None = None
+    *,
+    valid: bool = True,
+    trusted: bool = True,
+    reason: str | None = None,
+    unsigned: list[int] | None = None,
+    rows: tuple[SignatureReport, ...] | None = None,
+    present: tuple[int, ...] = PRESENT,
 ) -> VerificationResult:
-    # The verifier reports "invalid" unless every signature is valid and trusted.
-    status = "valid" if valid and trusted else "invalid"
+    """A verification result as the verifier builds it: coverage from valid, trusted signatures only."""
+    if rows is None:
+        covers = tuple(t for t in present if t not in (unsigned or ()))
+        rows = (signature_row(valid=valid, trusted=trusted, reason=reason, covers=covers),)
+    covered = {t for r in rows if r.ok and r.top_level for t in r.elements_signed}
+    status = "valid" if all(r.ok for r in rows) else "invalid"
     return VerificationResult(
-        None, status, (signature_row(valid=valid, trusted=trusted, reason=reason),), tuple(unsigned or ())
+        None, status, rows, tuple(t for t in present if t not in covered), present_elements=present
     )
 
 

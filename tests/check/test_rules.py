@@ -21,6 +21,13 @@ def test_all_three_layers_agree_is_authentic() -> None:
     assert codes[:3] == ["signature-trusted", "watermark-intact", "detector-real"]
 
 
+def test_an_intact_watermark_alone_is_not_authentic_by_default() -> None:
+    # A watermark proves that pixels did not change since marking, not who made them.
+    kind, codes, _ = verdict_of(watermark=mark(), detection=detection("real"))
+    assert kind is VerdictKind.UNVERIFIED and "watermark-intact" in codes
+    assert verdict_of(Policy(watermark_authenticates=True), watermark=mark())[0] is VerdictKind.AUTHENTIC
+
+
 def test_invalid_signature_is_tampered_and_fails_whatever_the_rest_says() -> None:
     kind, codes, passed = verdict_of(
         signature=signed(valid=False, reason="MAC mismatch"), watermark=mark(), detection=detection("real")
@@ -78,23 +85,25 @@ def test_untrusted_but_intact_signature_is_not_tampering_even_if_status_says_inv
 
 
 def test_signature_that_leaves_pixels_unsigned_is_suspect() -> None:
-    kind, codes, _ = verdict_of(signature=signed(unsigned=["PixelData"]), detection=detection("real"))
+    kind, codes, _ = verdict_of(signature=signed(unsigned=[0x7FE00010]), detection=detection("real"))
     assert kind is VerdictKind.SUSPECT and "signature-partial" in codes
 
 
 def test_weak_watermark_is_suspect_and_threshold_is_configurable() -> None:
     kind, codes, _ = verdict_of(watermark=mark(confidence=0.3), detection=detection("real"))
     assert kind is VerdictKind.SUSPECT and "watermark-weak" in codes
-    kind, _, _ = verdict_of(Policy(min_watermark_confidence=0.2), watermark=mark(confidence=0.3))
+    kind, _, _ = verdict_of(
+        Policy(min_watermark_confidence=0.2, watermark_authenticates=True), watermark=mark(confidence=0.3)
+    )
     assert kind is VerdictKind.AUTHENTIC
 
 
 def test_robust_mark_alone_shows_origin_not_integrity() -> None:
     kind, codes, _ = verdict_of(watermark=mark(fragile=False), detection=detection("real"))
     assert kind is VerdictKind.UNVERIFIED and "watermark-robust-only" in codes
-    # ... but it is provenance, so a detector saying synthetic is a conflict, not a verdict.
-    kind, codes, _ = verdict_of(watermark=mark(fragile=False), detection=detection("synthetic"))
-    assert kind is VerdictKind.SUSPECT and codes[0] == "conflict"
+    # ... and it is no defence: a robust mark can be estimated and copied onto a generated image.
+    kind, codes, passed = verdict_of(watermark=mark(fragile=False), detection=detection("synthetic"))
+    assert kind is VerdictKind.SYNTHETIC and not passed and "conflict" not in codes
 
 
 def test_fragile_mark_bound_to_another_image_is_suspect() -> None:

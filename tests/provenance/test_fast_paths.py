@@ -112,16 +112,17 @@ def test_hashing_from_the_file_equals_hashing_in_memory(kind: str, pki: Pki, tmp
         "cut near the end": data[:-20],
     }
     store = TrustStore.from_files(pki.ca_pem)
+    now = dt.datetime.now(dt.UTC)
     for name, variant in variants.items():
         path = tmp_path / f"{name}.dcm"
         path.write_bytes(variant)
         try:
-            in_memory = verify_dataset(read_for_signature(path, str(path)), store).to_dict()
+            in_memory = verify_dataset(read_for_signature(path, str(path)), store, now=now).to_dict()
         except InputError as exc:
             with pytest.raises(InputError, match=re.escape(str(exc))):
-                verify_file(path, store)
+                verify_file(path, store, now=now)
             continue
-        from_file = verify_file(path, store).to_dict()
+        from_file = verify_file(path, store, now=now).to_dict()
         from_file["path"] = None
         assert from_file == in_memory, name
         assert (in_memory["status"] == "valid") == (name == "as signed"), (name, in_memory)

@@ -20,7 +20,8 @@ SHARED_SMALL = ["3fb0e688aa2d.dcm", "300a63ad255c.dcm", "473d84dc10c5.dcm"]  # n
 
 
 def _trust(pki: Pki, crl: bool = False) -> TrustStore:
-    return TrustStore.from_files(pki.ca_pem, crl=pki.crl if crl else None)
+    # Without crl the CA folder's own crl.pem is not read either: revocation is then unknown.
+    return TrustStore.from_files(pki.ca_pem, crl=pki.crl if crl else None, default_crl=False)
 
 
 def _sign(pki: Pki, src: Path, dst: Path, who: str = "tech", purpose: Purpose = Purpose.SOURCE) -> Path:
@@ -164,7 +165,8 @@ def test_added_element_is_unsigned_not_tampering(pki: Pki, dicom_files: dict[str
     later = _rewrite(signed, tmp_path / "later.dcm", "add")
     result = verify_file(later, _trust(pki))
     assert result.status == "valid"
-    assert result.unsigned_elements == ("InstitutionalDepartmentName (0008,1040)",)
+    assert result.unsigned_elements == (0x00081040,)
+    assert result.to_dict()["unsigned_elements"] == ["InstitutionalDepartmentName (0008,1040)"]
     assert dcmsign_verify(later, pki.ca_pem) == 0
 
 
@@ -192,7 +194,8 @@ def test_revoked_signer_rejected_by_both(pki: Pki, dicom_files: dict[str, Path],
     (sig,) = result.signatures
     assert result.status == "invalid" and sig.valid and not sig.trusted
     assert "revoked" in (sig.reason or "")
-    assert verify_file(out, _trust(pki)).status == "valid"  # without the CRL the revocation is unknown
+    (unknown,) = verify_file(out, _trust(pki)).signatures  # without the CRL the revocation is unknown
+    assert unknown.ok and unknown.revocation == "unknown"
 
 
 def test_expired_signer_rejected_by_both(pki: Pki, dicom_files: dict[str, Path], tmp_path: Path) -> None:
@@ -217,10 +220,11 @@ def test_old_weak_signature_verifies_with_warning(pki: Pki, dicom_files: dict[st
     result = verify_file(out, _trust(pki))
     (sig,) = result.signatures
     assert result.status == "valid" and sig.valid and sig.trusted
-    assert "weak hash SHA1" in (sig.reason or "")
+    assert "legacy hash SHA1" in (sig.reason or "") and sig.weaknesses
     ripemd = tmp_path / "ripemd.dcm"
     dcmsign_sign(dicom_files["explicit"], ripemd, pki.tech)  # dcmsign's default MAC is RIPEMD-160
-    assert verify_file(ripemd, _trust(pki)).status == "valid"
+    (ripemd_sig,) = verify_file(ripemd, _trust(pki)).signatures
+    assert ripemd_sig.ok and "legacy hash RIPEMD160" in ripemd_sig.weaknesses[0]
 
 
 def test_dcmsign_ecdsa_signature_verifies_with_warning(tmp_path: Path, pki: Pki, dicom_files: dict[str, Path]) -> None:
@@ -246,6 +250,9 @@ def test_dcmsign_ecdsa_signature_verifies_with_warning(tmp_path: Path, pki: Pki,
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(hours=1))
         .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=True
+        )
         .sign(ca_key, hashes.SHA256())
     )
     ident = tmp_path / "ec"

@@ -24,10 +24,15 @@ def test_timestamped_signature_verifies_in_both_tools(
     item = pydicom.dcmread(out).DigitalSignaturesSequence[0]
     assert item.CertifiedTimestampType == "CMS_TSP"
     assert dcmsign_verify(out, pki.ca_pem, "--require-ts") == 0
-    (sig,) = verify_file(out, TrustStore.from_files(pki.ca_pem)).signatures
-    assert sig.valid and sig.trusted and sig.timestamp is not None
+    # The TSA is trusted in its own right (here its CA is named as a TSA anchor), not as a signer.
+    (sig,) = verify_file(out, TrustStore.from_files(pki.ca_pem, tsa=pki.ca_pem)).signatures
+    assert sig.valid and sig.trusted and sig.timestamp is not None and sig.trust_time_source == "timestamp"
     stamped = dt.datetime.fromisoformat(sig.timestamp)
     assert abs(stamped - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=5)
+    # Without a TSA anchor the token is ignored: the signer is judged as of now, and the output says so.
+    (plain,) = verify_file(out, TrustStore.from_files(pki.ca_pem)).signatures
+    assert plain.ok and plain.timestamp is None and plain.trust_time_source == "now"
+    assert any("no TSA trust anchor" in w for w in plain.warnings)
 
 
 def test_trust_is_judged_at_timestamp_time(
@@ -35,7 +40,7 @@ def test_trust_is_judged_at_timestamp_time(
 ) -> None:
     """A signature timestamped before the check time: a later expiry does not matter, the timestamp time does."""
     out = sign_file(dicom_files["explicit"], tmp_path / "ts.dcm", load_identity(pki.tech, ID_PW), tsa_url=tsa_url)
-    trust = TrustStore.from_files(pki.ca_pem)
+    trust = TrustStore.from_files(pki.ca_pem, tsa=pki.ca_pem)
     cert_end = trust.anchors[0].not_valid_after_utc
     # Checked years later (after the signer certificate expired): still trusted thanks to the timestamp...
     later = verify_file(out, trust, now=dt.datetime.now(dt.UTC) + dt.timedelta(days=900))

@@ -11,14 +11,26 @@ ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="TOML configuration file (default: $RADPROOF_CONFIG).")
 ]
 TrustOpt = Annotated[Path | None, typer.Option("--trust", help="CA certificate (PEM) that signatures must chain to.")]
-CrlOpt = Annotated[Path | None, typer.Option("--crl", help="Certificate revocation list of that CA.")]
+CrlOpt = Annotated[
+    Path | None,
+    typer.Option("--crl", help="Certificate revocation list of that CA (default: crl.pem beside the --trust file)."),
+]
+TsaTrustOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--tsa-trust",
+        help="CA certificate(s) of timestamp authorities (PEM). Without it, signing times are not trusted "
+        "and certificates are checked as of now.",
+    ),
+]
 KeyOpt = Annotated[
     Path | None,
     typer.Option("--key", help="Watermark key file (passphrase: --passphrase-file or RADPROOF_PASSPHRASE)."),
 ]
 PassOpt = Annotated[Path | None, typer.Option("--passphrase-file", help="File holding the watermark key's passphrase.")]
 ProfileOpt = Annotated[
-    str | None, typer.Option("--profile", help="Verdict rules: default, pacs, detector-only (see docs/check.md).")
+    str | None,
+    typer.Option("--profile", help="Verdict rules: default, pacs, detector-only, legacy (see docs/check.md)."),
 ]
 PhiOpt = Annotated[bool, typer.Option("--show-phi", help="Show patient identifiers in the HTML report.")]
 
@@ -32,13 +44,14 @@ def settings_from_options(
     profile: str | None,
     show_phi: bool,
     scan: dict[str, Any] | None = None,
+    tsa: Path | None = None,
 ) -> Any:
     """The configuration with command-line options on top."""
     from radproof.config import load_settings
 
     settings = load_settings(config)
     return settings.with_overrides(
-        trust={"ca": [trust] if trust else None, "crl": [crl] if crl else None},
+        trust={"ca": [trust] if trust else None, "crl": [crl] if crl else None, "tsa": [tsa] if tsa else None},
         watermark={"key": key},
         check={"profile": profile},
         report={"show_phi": True if show_phi else None},

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from radproof.cli._check_options import (
     ConfigOpt,
@@ -15,6 +16,7 @@ from radproof.cli._check_options import (
     PhiOpt,
     ProfileOpt,
     TrustOpt,
+    TsaTrustOpt,
     passphrase_for,
     settings_from_options,
 )
@@ -37,6 +39,7 @@ def check_command(
     files: Annotated[list[Path], typer.Argument(metavar="FILE", help="Radiographs to check (DICOM, PNG, JPEG, TIFF).")],
     trust: TrustOpt = None,
     crl: CrlOpt = None,
+    tsa_trust: TsaTrustOpt = None,
     key: KeyOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per file (JSON Lines).")] = False,
     report: Annotated[
@@ -55,7 +58,9 @@ def check_command(
     from radproof.errors import RadproofError
     from radproof.scan.gather import Layers, check_file, previews
 
-    settings = settings_from_options(config, trust=trust, crl=crl, key=key, profile=profile, show_phi=show_phi)
+    settings = settings_from_options(
+        config, trust=trust, crl=crl, key=key, profile=profile, show_phi=show_phi, tsa=tsa_trust
+    )
     layers = Layers.from_settings(settings, passphrase=passphrase_for(settings, passphrase_file))
     code = Exit.OK
     records: list[dict[str, Any]] = []
@@ -68,7 +73,7 @@ def check_command(
             if json_out:
                 print_json_line({"path": str(path), "verdict": None, "error": str(exc)})
             else:
-                err_console.print(f"[bold red]error:[/] {exc}")
+                err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
             records.append({"path": str(path), "status": "error", "error": str(exc)})
             continue
         record = gathered.record()
@@ -91,20 +96,35 @@ def check_command(
 
 
 def _print_human(record: dict[str, Any], show_phi: bool) -> None:
-    """A few lines a radiologist or a court can read."""
+    """A few lines a radiologist or a court can read: the verdict, why, and every signature's own status."""
     verdict = str(record["verdict"])
     colour = _COLOURS.get(verdict, "white")
     status = "passed" if record["passed"] else "FAILED"
-    console.print(f"[bold]{record['path']}[/]: [bold {colour}]{verdict.upper()}[/] ({status})")
+    console.print(f"[bold]{escape(str(record['path']))}[/]: [bold {colour}]{verdict.upper()}[/] ({status})")
     for reason in record["reasons"]:
-        console.print(f"  - {reason}")
+        console.print(f"  - {escape(reason)}")
     signature = record.get("signature") or {}
-    for s in signature.get("signatures") or ():
-        when = s.get("timestamp") or s.get("datetime") or "unknown time"
-        console.print(
-            f"  signed by {s.get('signer') or '?'} ({s.get('role') or 'role unknown'}, "
-            f"{s.get('purpose') or 'purpose unknown'}) at {when}: "
-            f"{'valid' if s.get('valid') else 'INVALID'}, {'trusted' if s.get('trusted') else 'not trusted'}"
-        )
+    for n, s in enumerate(signature.get("signatures") or (), 1):
+        console.print("  " + escape(signature_line(n, s)))
+    unsigned = signature.get("unsigned_elements") or []
+    if signature.get("signatures") and unsigned:
+        console.print(f"  not covered by any trusted signature ({len(unsigned)}): " + escape(", ".join(unsigned)))
     if show_phi and record.get("patient"):
-        console.print("  patient: " + ", ".join(f"{k} {v}" for k, v in record["patient"].items()))
+        console.print("  patient: " + escape(", ".join(f"{k} {v}" for k, v in record["patient"].items())))
+
+
+def signature_line(n: int, s: dict[str, Any]) -> str:
+    """One signature in words: who, as what, when, and what holds (plain text, not markup)."""
+    when = s.get("timestamp") or s.get("datetime") or "unknown time"
+    where = f" in {s['location']}" if s.get("location") else ""
+    integrity = "valid" if s.get("valid") else f"INVALID ({s.get('integrity') or 'does not match'})"
+    trust = "trusted" if s.get("trusted") else f"NOT trusted ({s.get('trust_reason') or 'unknown signer'})"
+    text = (
+        f"signature {n}{where}: {s.get('signer') or '?'} ({s.get('role') or 'role unknown'}, "
+        f"{s.get('purpose') or 'purpose unknown'}) at {when}: {integrity}, {trust}"
+    )
+    if s.get("trust_time_source") == "timestamp":
+        text += ", checked at the trusted timestamp"
+    if s.get("weaknesses"):
+        text += "; legacy: " + "; ".join(s["weaknesses"])
+    return text

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 
 from radproof.cli._common import Exit, console, err_console, print_json_line, read_passphrase
 
@@ -92,13 +93,18 @@ def verify_command(
     crl: list[Path] | None = typer.Option(
         None, "--crl", help="Certificate revocation list(s); default: crl.pem next to the --trust file, if present."
     ),
+    tsa_trust: list[Path] | None = typer.Option(
+        None, "--tsa-trust", help="CA certificate(s) of timestamp authorities; without it, checked as of now."
+    ),
     json_out: bool = typer.Option(False, "--json", help="One JSON object per file (JSON Lines)."),
 ) -> None:
     """Verify the digital signatures of DICOM files against a trusted CA.
 
     For each signature: signer, role, purpose, signing time, certified timestamp, whether the signed data
-    is intact (valid), and whether the signer is trusted (chain to --trust, not expired, not revoked, at
-    the timestamp's time when there is one). Elements added after signing are listed as unsigned elements.
+    is intact (and if not, whether the signer's key made it over other data, or not at all), and whether the
+    signer is trusted (chain to --trust, key usage, not expired, not revoked, at the trusted timestamp's
+    time when a TSA from --tsa-trust vouches for it, else now). Elements that no valid trusted signature
+    covers are listed as unsigned elements.
 
     Exit status: 0 when every file has at least one signature and all are valid and trusted; 1 when any
     signature is invalid or untrusted, or a file is unsigned (with --trust given, "is it signed?" is the
@@ -110,10 +116,7 @@ def verify_command(
     from radproof.provenance.trust import TrustStore
     from radproof.provenance.verifier import verify_file
 
-    crl_paths = list(crl or [])
-    if not crl_paths and (trust.parent / "crl.pem").is_file():
-        crl_paths = [trust.parent / "crl.pem"]
-    store = TrustStore.from_files(trust, crl=crl_paths)
+    store = TrustStore.from_files(trust, crl=list(crl) if crl else None, tsa=list(tsa_trust or ()))
 
     def check(path: Path) -> VerificationResult | RadproofError:
         try:
@@ -127,7 +130,7 @@ def verify_command(
     with ThreadPoolExecutor(max_workers=_verify_workers(len(files))) as pool:
         for path, result in zip(files, pool.map(check, files), strict=True):
             if isinstance(result, RadproofError):
-                err_console.print(f"[bold red]error:[/] {result}")
+                err_console.print(f"[bold red]error:[/] {escape(str(result))}")
                 worst = Exit.USAGE
                 if json_out:
                     print_json_line(
@@ -163,23 +166,25 @@ def _verify_workers(count: int) -> int:
 def _show(result: VerificationResult) -> None:
     from rich.table import Table
 
+    from radproof.provenance.verifier import describe_tag
+
     colour = {"valid": "green", "invalid": "red", "unsigned": "yellow"}[result.status]
-    console.print(f"[bold]{result.path}[/]: [bold {colour}]{result.status.upper()}[/]")
+    console.print(f"[bold]{escape(str(result.path))}[/]: [bold {colour}]{result.status.upper()}[/]")
     if not result.signatures:
         console.print("  no digital signature in this file")
         return
     table = Table(show_header=True, header_style="bold", pad_edge=False)
-    for column in ("#", "signer", "role", "purpose", "signed at", "timestamp", "intact", "trusted", "elements"):
+    for column in ("#", "signer", "role", "purpose", "signed at", "timestamp", "integrity", "trusted", "elements"):
         table.add_column(column)
     for n, sig in enumerate(result.signatures, 1):
         table.add_row(
-            str(n),
-            sig.signer or "?",
-            sig.role or "-",
-            sig.purpose or "-",
+            str(n) if sig.location is None else f"{n} ({escape(sig.location)})",
+            escape(sig.signer or "?"),
+            escape(sig.role or "-"),
+            escape(sig.purpose or "-"),
             _when(sig.datetime),
             _when(sig.timestamp),
-            "[green]yes[/]" if sig.valid else "[red]NO[/]",
+            f"[green]{sig.integrity}[/]" if sig.valid else f"[red]{sig.integrity}[/]",
             "[green]yes[/]" if sig.trusted else "[red]NO[/]",
             str(len(sig.elements_signed)),
         )
@@ -187,11 +192,14 @@ def _show(result: VerificationResult) -> None:
     for n, sig in enumerate(result.signatures, 1):
         if sig.reason:
             style = "yellow" if sig.ok else "red"
-            console.print(f"  [{style}]signature {n}: {sig.reason}[/]")
+            console.print(f"  [{style}]signature {n}: {escape(sig.reason)}[/]")
+        if sig.trust_reason and sig.trust_reason != sig.reason:
+            console.print(f"  [red]signature {n}: not trusted: {escape(sig.trust_reason)}[/]")
     if result.unsigned_elements:
+        names = ", ".join(describe_tag(t) for t in result.unsigned_elements)
         console.print(
-            f"  [yellow]{len(result.unsigned_elements)} element(s) added after signing (not covered by any "
-            f"signature):[/] {', '.join(result.unsigned_elements)}"
+            f"  [yellow]{len(result.unsigned_elements)} element(s) not covered by any valid trusted "
+            f"signature:[/] {escape(names)}"
         )
 
 

@@ -1,12 +1,27 @@
-"""Verify every DICOM digital signature of a dataset or file, and say in plain words what holds."""
+"""Verify every DICOM digital signature of a dataset or file, and say in plain words what holds.
+
+Each signature is judged on two separate questions, and reported with both answers:
+
+* **integrity** (:class:`Integrity`): do the signed elements still hash to what the key signed? When not,
+  was the signature at least made by the key of the certificate it carries (then the data changed after
+  signing: tampering, if the signer is trusted), or not (a bogus or corrupted signature: a stranger's claim,
+  proof of nothing)?
+* **trust**: does the signer's certificate chain to a trust anchor, allow signing, and hold (unexpired,
+  unrevoked) at the trust time? The trust time is the certified timestamp's time only when a TSA trusted
+  in its own right vouches for it, else now.
+
+What those answers mean for the image (which elements must be covered, which algorithms count) is the
+business of :mod:`radproof.check`; this module reports facts, with the tags each signature covers.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -14,17 +29,19 @@ from typing import Any
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from cryptography.hazmat.primitives.asymmetric import padding as asym_padding
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
-from pydicom.datadict import keyword_for_tag
+from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.uid import UID
 
 from radproof.errors import InputError, RadproofError
 from radproof.provenance import dicom_signature as stream
 from radproof.provenance.codes import MIN_RSA_BITS, MacAlgorithm, der_without_padding, purpose_name
 from radproof.provenance.identity import certificate_role, subject_name
-from radproof.provenance.trust import TrustStore
+from radproof.provenance.trust import Revocation, TrustStore, Usage
 
 # DigestInfo prefixes (PKCS#1 v1.5) by MAC algorithm.
 _DIGEST_INFO = {
@@ -35,20 +52,51 @@ _DIGEST_INFO = {
     MacAlgorithm.MD5: bytes.fromhex("3020300c06082a864886f70d020505000410"),
     MacAlgorithm.RIPEMD160: bytes.fromhex("3021300906052b2403020105000414"),
 }
-_EC_HASHES: dict[MacAlgorithm, type[hashes.HashAlgorithm]] = {
+_PREHASHES: dict[MacAlgorithm, type[hashes.HashAlgorithm]] = {
     MacAlgorithm.SHA256: hashes.SHA256,
     MacAlgorithm.SHA384: hashes.SHA384,
     MacAlgorithm.SHA512: hashes.SHA512,
     MacAlgorithm.SHA1: hashes.SHA1,
     MacAlgorithm.MD5: hashes.MD5,
 }
-# MAC transfer syntaxes whose stream is Explicit VR Little Endian (what this module produces).
+# MAC transfer syntaxes whose stream is not Explicit VR Little Endian (not what DICOM's profiles produce).
 _IMPLICIT_OR_BIG = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.2"}
+#: How far in the future a signing time or a timestamp may lie before it is refused (clock skew).
+CLOCK_SKEW = dt.timedelta(minutes=5)
+#: Sequence nesting searched for item-level signatures.
+_MAX_DEPTH = 8
+
+
+class Integrity(StrEnum):
+    """What the cryptographic check of one signature found."""
+
+    INTACT = "intact"  # the signed data hash to what the key signed
+    DATA_CHANGED = "data-changed"  # made by the certificate's key; a signed element changed since
+    ENCODING_CHANGED = "encoding-changed"  # made by the key; the pixel data was re-encoded (transcoded) since
+    ELEMENT_REMOVED = "element-removed"  # a signed element is no longer in the object
+    NOT_SIGNERS_KEY = "not-signers-key"  # not made with the key of the certificate it carries (bogus, corrupt)
+    MISMATCH = "mismatch"  # does not verify, and the algorithm cannot tell a forgery from altered data (ECDSA)
+    UNVERIFIABLE = "unverifiable"  # malformed, unsupported, or ambiguous: cannot be checked at all
+
+    @property
+    def proves_change(self) -> bool:
+        """The signer's key made this signature over other data: the signed content was altered."""
+        return self in (Integrity.DATA_CHANGED, Integrity.ENCODING_CHANGED, Integrity.ELEMENT_REMOVED)
+
+
+class TrustTimeSource(StrEnum):
+    """Where the time a signer's certificate was checked at comes from."""
+
+    TIMESTAMP = "timestamp"  # a certified timestamp from a trusted TSA
+    NOW = "now"  # no trusted timestamp: the certificate must hold today
 
 
 @dataclass(frozen=True)
 class SignatureReport:
-    """One signature: who, why, when, and whether it holds. ``to_dict`` gives the JSON contract fields."""
+    """One signature: who, why, when, whether it holds, and what it covers.
+
+    ``to_dict`` gives the JSON contract fields and the details below them.
+    """
 
     signer: str | None
     role: str | None
@@ -60,16 +108,31 @@ class SignatureReport:
     reason: str | None
     uid: str | None = None
     algorithm: str | None = None
-    elements_signed: tuple[str, ...] = ()
+    elements_signed: tuple[int, ...] = ()
     warnings: tuple[str, ...] = ()
+    integrity: Integrity = Integrity.UNVERIFIABLE
+    #: None for a top-level signature; else where its item is ("ReferencedImageSequence[0]").
+    location: str | None = None
+    trust_time: str | None = None
+    trust_time_source: TrustTimeSource = TrustTimeSource.NOW
+    revocation: Revocation | None = None
+    #: Legacy cryptography in the signature or its chain (a policy decides whether it may count).
+    weaknesses: tuple[str, ...] = ()
+    #: Why the signer is not trusted (None when trusted).
+    trust_reason: str | None = None
 
     @property
     def ok(self) -> bool:
         """Valid and trusted."""
         return self.valid and self.trusted
 
+    @property
+    def top_level(self) -> bool:
+        """A signature over top-level elements (not an item-level one inside a sequence)."""
+        return self.location is None
+
     def to_dict(self) -> dict[str, Any]:
-        """``signer``, ``role``, ``purpose``, ``datetime``, ``timestamp``, ``valid``, ``reason``, ``trusted``."""
+        """``signer``, ``role``, ``purpose``, ``datetime``, ``timestamp``, ``valid``, ``reason``, ``trusted``, ..."""
         return {
             "signer": self.signer,
             "role": self.role,
@@ -79,17 +142,39 @@ class SignatureReport:
             "valid": self.valid,
             "reason": self.reason,
             "trusted": self.trusted,
+            "integrity": str(self.integrity),
+            "location": self.location,
+            "algorithm": self.algorithm,
+            "trust_time": self.trust_time,
+            "trust_time_source": str(self.trust_time_source),
+            "revocation": None if self.revocation is None else str(self.revocation),
+            "weaknesses": list(self.weaknesses),
+            "trust_reason": self.trust_reason,
+            "elements_signed": [describe_tag(t) for t in self.elements_signed],
+            "warnings": list(self.warnings),
         }
 
 
 @dataclass(frozen=True)
 class VerificationResult:
-    """All signatures of one file. ``status`` is ``valid``, ``invalid`` or ``unsigned``."""
+    """All signatures of one file. ``status`` is ``valid``, ``invalid`` or ``unsigned``.
+
+    Attributes
+    ----------
+    unsigned_elements
+        Top-level elements present that no valid, trusted top-level signature covers (tags).
+    present_elements
+        Every top-level element present, except the signature machinery itself (tags).
+    unsignable_elements
+        Present elements that no signature can cover (VR UN): they are in ``unsigned_elements`` too.
+    """
 
     path: str | None
     status: str
     signatures: tuple[SignatureReport, ...] = ()
-    unsigned_elements: tuple[str, ...] = ()
+    unsigned_elements: tuple[int, ...] = ()
+    present_elements: tuple[int, ...] = ()
+    unsignable_elements: tuple[int, ...] = ()
     error: str | None = None
 
     @property
@@ -103,7 +188,8 @@ class VerificationResult:
             "path": self.path,
             "status": self.status,
             "signatures": [s.to_dict() for s in self.signatures],
-            "unsigned_elements": list(self.unsigned_elements),
+            "unsigned_elements": [describe_tag(t) for t in self.unsigned_elements],
+            "unsignable_elements": [describe_tag(t) for t in self.unsignable_elements],
         }
 
 
@@ -113,7 +199,7 @@ def verify_file(path: str | Path, trust: TrustStore | None, *, now: dt.datetime 
     Raises
     ------
     InputError
-        The file cannot be read or is not DICOM.
+        The file cannot be read, is not DICOM, or its transfer syntax does not match its encoding.
     """
     from radproof.provenance.signer import open_for_verification
 
@@ -124,18 +210,30 @@ def verify_file(path: str | Path, trust: TrustStore | None, *, now: dt.datetime 
             result = _verify(ds, trust, now, values)
         except InputError as exc:
             raise InputError(f"{path}: {exc}") from None
-    return VerificationResult(str(path), result.status, result.signatures, result.unsigned_elements)
+    return VerificationResult(
+        str(path),
+        result.status,
+        result.signatures,
+        result.unsigned_elements,
+        result.present_elements,
+        result.unsignable_elements,
+    )
 
 
 def verify_dataset(
     ds: Dataset, trust: TrustStore | None = None, *, now: dt.datetime | None = None
 ) -> VerificationResult:
-    """Check every top-level signature of ``ds`` and the trust in each signer.
+    """Check every signature of ``ds`` (top level and inside sequence items) and the trust in each signer.
 
     A signature is *valid* when the signed elements hash to what the signer's key signed, and *trusted*
-    when the signer's certificate chains to ``trust`` and is unexpired and unrevoked at the certified
-    timestamp's time (or now, without a timestamp). Elements present but covered by no signature are
-    listed in ``unsigned_elements`` (added after signing; not tampering in themselves).
+    when the signer's certificate allows signing and chains to ``trust``, unexpired and unrevoked at the
+    trust time. Elements present but covered by no valid, trusted signature are listed in
+    ``unsigned_elements``.
+
+    Raises
+    ------
+    InputError
+        The dataset cannot be decoded, or its transfer syntax does not match the encoding it was read in.
     """
     return _verify(ds, trust, now, None)
 
@@ -143,6 +241,9 @@ def verify_dataset(
 def _verify(
     ds: Dataset, trust: TrustStore | None, now: dt.datetime | None, values: stream.FileValues | None
 ) -> VerificationResult:
+    problem = _encoding_problem(ds)
+    if problem:
+        raise InputError(problem)
     try:
         return _verify_all(ds, trust, now, values)
     except RadproofError:
@@ -151,23 +252,90 @@ def _verify(
         raise InputError(f"corrupt DICOM file: {type(exc).__name__}: {str(exc)[:200]}") from None
 
 
+def _encoding_problem(ds: Dataset) -> str | None:
+    """Why the declared transfer syntax does not describe the bytes as they were read (None when it does).
+
+    pydicom guesses the encoding when the declaration is wrong, and records on each element read how it
+    was actually decoded. A signature must not be judged on a guess: another reader may decode the same
+    bytes differently, and see other values than the ones verified.
+    """
+    meta = getattr(ds, "file_meta", None)
+    uid = meta.get("TransferSyntaxUID") if meta is not None else None
+    if uid is None:
+        return None
+    syntax = UID(str(uid))
+    if not syntax.is_transfer_syntax or syntax.is_deflated:
+        return None
+    for _, raw in ds.items():
+        if not isinstance(raw, RawDataElement):
+            continue  # built or decoded in memory: nothing read, nothing to compare
+        if raw.is_implicit_VR != syntax.is_implicit_VR or raw.is_little_endian != syntax.is_little_endian:
+            found = (
+                ("implicit" if raw.is_implicit_VR else "explicit")
+                + " VR "
+                + ("little" if raw.is_little_endian else "big")
+                + " endian"
+            )
+            return (
+                f"the transfer syntax {syntax.name or syntax} does not match the encoded bytes ({found}): "
+                "the file is malformed and its signatures cannot be judged"
+            )
+    return None
+
+
 def _verify_all(
     ds: Dataset, trust: TrustStore | None, now: dt.datetime | None, values: stream.FileValues | None
 ) -> VerificationResult:
     when = now or dt.datetime.now(dt.UTC)
-    items = _sequence_items(ds, stream.DIGITAL_SIGNATURES_SEQUENCE)
-    if not items:
-        return VerificationResult(None, "unsigned")
-    params = _sequence_items(ds, stream.MAC_PARAMETERS_SEQUENCE)
     reports: list[SignatureReport] = []
     covered: set[int] = set()
-    for item in items:
-        report, tags = _verify_one(ds, item, params, trust, when, values)
+    for item in _sequence_items(ds, stream.DIGITAL_SIGNATURES_SEQUENCE):
+        params = _sequence_items(ds, stream.MAC_PARAMETERS_SEQUENCE)
+        report = _verify_one(ds, item, params, trust, when, values, None)
         reports.append(report)
-        covered.update(tags)
-    unsigned = tuple(_describe(t) for t in stream.eligible_tags(ds) if t not in covered)
+        if report.ok:
+            covered.update(report.elements_signed)
+    for location, holder in _nested_signatures(ds, "", 0):
+        params = _sequence_items(holder, stream.MAC_PARAMETERS_SEQUENCE)
+        for item in _sequence_items(holder, stream.DIGITAL_SIGNATURES_SEQUENCE):
+            reports.append(_verify_one(holder, item, params, trust, when, None, location))
+    present = tuple(int(t) for t in sorted(ds.keys()) if stream.is_signable_tag(int(t)))
+    unsignable = tuple(t for t in present if _vr(ds, t) == "UN")
+    unsigned = tuple(t for t in present if t not in covered)
+    if not reports:
+        return VerificationResult(None, "unsigned", (), unsigned, present, unsignable)
     status = "valid" if all(r.ok for r in reports) else "invalid"
-    return VerificationResult(None, status, tuple(reports), unsigned)
+    return VerificationResult(None, status, tuple(reports), unsigned, present, unsignable)
+
+
+def _nested_signatures(ds: Dataset, where: str, depth: int) -> Iterator[tuple[str, Dataset]]:
+    """Sequence items that hold a Digital Signatures Sequence of their own (PS3.15 item-level signatures)."""
+    if depth >= _MAX_DEPTH:
+        return
+    for key in list(ds.keys()):
+        tag = int(key)
+        if tag in (stream.PIXEL_DATA, stream.DIGITAL_SIGNATURES_SEQUENCE, stream.MAC_PARAMETERS_SEQUENCE):
+            continue
+        if _vr(ds, tag) != "SQ":
+            continue
+        name = keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+        for index, item in enumerate(ds[tag].value or ()):
+            location = f"{where}{name}[{index}]"
+            if stream.DIGITAL_SIGNATURES_SEQUENCE in item:
+                yield location, item
+            yield from _nested_signatures(item, location + ".", depth + 1)
+
+
+def _vr(ds: Dataset, tag: int) -> str | None:
+    """An element's VR without decoding its value (the file's VR, else the dictionary's)."""
+    raw = ds.get_item(tag, keep_deferred=True)
+    vr = raw.VR if isinstance(raw, RawDataElement) else getattr(raw, "VR", None)
+    if vr is None:
+        try:
+            vr = dictionary_VR(tag)
+        except KeyError:
+            return "UN"
+    return str(vr)
 
 
 # --- one signature ---------------------------------------------------------------------------------------
@@ -182,25 +350,40 @@ class _Facts:
     timestamp: str | None = None
     uid: str | None = None
     algorithm: str | None = None
-    elements: tuple[str, ...] = ()
+    elements: tuple[int, ...] = ()
     warnings: list[str] = field(default_factory=list)
+    weaknesses: list[str] = field(default_factory=list)
+    location: str | None = None
+    trust_time: dt.datetime | None = None
+    source: TrustTimeSource = TrustTimeSource.NOW
+    revocation: Revocation | None = None
 
-    def report(self, valid: bool, trusted: bool, reason: str | None) -> SignatureReport:
-        if reason is None and self.warnings:
-            reason = "warning: " + "; ".join(self.warnings)
+    def report(
+        self, integrity: Integrity, problem: str | None, trusted: bool = False, trust_reason: str | None = None
+    ) -> SignatureReport:
+        reason = problem or trust_reason
+        if reason is None and (self.weaknesses or self.warnings):
+            reason = "warning: " + "; ".join([*self.weaknesses, *self.warnings])
         return SignatureReport(
             signer=self.signer,
             role=self.role,
             purpose=self.purpose,
             datetime=self.datetime,
             timestamp=self.timestamp,
-            valid=valid,
+            valid=integrity is Integrity.INTACT,
             trusted=trusted,
             reason=reason,
             uid=self.uid,
             algorithm=self.algorithm,
             elements_signed=self.elements,
             warnings=tuple(self.warnings),
+            integrity=integrity,
+            location=self.location,
+            trust_time=None if self.trust_time is None else self.trust_time.isoformat(),
+            trust_time_source=self.source,
+            revocation=self.revocation,
+            weaknesses=tuple(dict.fromkeys(self.weaknesses)),
+            trust_reason=trust_reason,
         )
 
 
@@ -211,12 +394,13 @@ def _verify_one(
     trust: TrustStore | None,
     now: dt.datetime,
     values: stream.FileValues | None,
-) -> tuple[SignatureReport, list[int]]:
-    facts = _Facts()
+    location: str | None,
+) -> SignatureReport:
+    facts = _Facts(location=location)
     try:
         return _verify_checked(ds, item, params, trust, now, facts, values)
     except Exception as exc:  # a malformed item must give a reason, never a crash
-        return facts.report(False, False, f"the signature item is malformed ({_short(exc)})"), []
+        return facts.report(Integrity.UNVERIFIABLE, f"the signature item is malformed ({_short(exc)})")
 
 
 def _verify_checked(
@@ -227,107 +411,141 @@ def _verify_checked(
     now: dt.datetime,
     facts: _Facts,
     values: stream.FileValues | None,
-) -> tuple[SignatureReport, list[int]]:
+) -> SignatureReport:
+    unverifiable = Integrity.UNVERIFIABLE
     facts.uid = _text(item, "DigitalSignatureUID")
     facts.datetime = _iso_datetime(_text(item, "DigitalSignatureDateTime"))
     facts.purpose = _purpose(item)
     mac_id = item.get("MACIDNumber")
     if mac_id is None:
-        return facts.report(False, False, "the signature has no MAC ID Number"), []
+        return facts.report(unverifiable, "the signature has no MAC ID Number")
     cert_bytes = item.get("CertificateOfSigner")
     if not isinstance(cert_bytes, bytes) or not cert_bytes:
-        return facts.report(False, False, "the signature carries no signer certificate"), []
+        return facts.report(unverifiable, "the signature carries no signer certificate")
     cert_type = _text(item, "CertificateType")
     if cert_type not in (None, "X509_1993_SIG"):
-        return facts.report(False, False, f"certificate type {cert_type} is not supported"), []
+        return facts.report(unverifiable, f"certificate type {cert_type} is not supported")
     try:
         cert = x509.load_der_x509_certificate(der_without_padding(cert_bytes))
     except ValueError:
-        return facts.report(False, False, "the signer certificate is not a readable X.509 certificate"), []
+        return facts.report(unverifiable, "the signer certificate is not a readable X.509 certificate")
     facts.signer = subject_name(cert)
     role = certificate_role(cert)
     facts.role = role.value if role else None
 
-    param = next((p for p in params if p.get("MACIDNumber") == mac_id), None)
-    if param is None:
-        return facts.report(False, False, f"no MAC Parameters item has MAC ID {mac_id}"), []
-    tags = _tag_list(param.get("DataElementsSigned"))
-    facts.elements = tuple(_describe(t) for t in tags)
+    # Trust is judged whatever the integrity: an altered signature is tampering only if its signer is trusted.
+    trusted, trust_reason = _signer_trust(cert, item, trust, now, facts)
+
+    matching = [p for p in params if p.get("MACIDNumber") == mac_id]
+    if not matching:
+        return facts.report(unverifiable, f"no MAC Parameters item has MAC ID {mac_id}", trusted, trust_reason)
+    if len(matching) > 1:
+        return facts.report(
+            unverifiable, f"{len(matching)} MAC Parameters items claim MAC ID {mac_id}", trusted, trust_reason
+        )
+    param = matching[0]
+    facts.elements = tuple(_tag_list(param.get("DataElementsSigned")))
     try:
         algorithm = MacAlgorithm(_text(param, "MACAlgorithm") or "")
     except ValueError:
         name = _text(param, "MACAlgorithm")
-        return facts.report(False, False, f"MAC algorithm {name!r} is not one DICOM defines"), tags
+        return facts.report(unverifiable, f"MAC algorithm {name!r} is not one DICOM defines", trusted, trust_reason)
     facts.algorithm = algorithm.value
     if not algorithm.strong:
-        facts.warnings.append(f"signed with the weak hash {algorithm.value}; re-sign with SHA256")
+        facts.weaknesses.append(f"signed with the legacy hash {algorithm.value}")
     syntax = _text(param, "MACCalculationTransferSyntaxUID")
     if syntax in _IMPLICIT_OR_BIG:
-        return facts.report(False, False, f"MAC transfer syntax {syntax} is not supported by radproof"), tags
+        return facts.report(
+            unverifiable, f"MAC transfer syntax {syntax} is not supported by radproof", trusted, trust_reason
+        )
     signature = item.get("Signature")
     if not isinstance(signature, bytes) or not signature:
-        return facts.report(False, False, "the signature value is empty"), tags
+        return facts.report(unverifiable, "the signature value is empty", trusted, trust_reason)
 
     hasher = hashlib.new(algorithm.hashlib_name)
+    removed: int | None = None
     try:
-        for chunk in stream.mac_stream(ds, tags, item, values):
+        for chunk in stream.mac_stream(ds, facts.elements, item, values):
             hasher.update(chunk)
     except stream.MissingSignedElement as exc:
-        return facts.report(False, False, f"signed element {_describe(exc.tag)} was removed after signing"), tags
+        removed = exc.tag
     except stream.MalformedElement as exc:
-        return facts.report(False, False, f"a signed element cannot be read: {exc}"), tags
-    problem = _check_signature(cert, signature, hasher.digest(), algorithm, facts)
-    if problem:
-        return facts.report(False, False, problem), tags
+        return facts.report(unverifiable, f"a signed element cannot be read: {exc}", trusted, trust_reason)
+    integrity, problem = _check_signature(cert, signature, hasher.digest(), algorithm, facts)
+    if integrity is Integrity.DATA_CHANGED or (removed is not None and integrity is Integrity.MISMATCH):
+        integrity, problem = _what_changed(ds, facts.elements, integrity, syntax, removed)
+    return facts.report(integrity, problem, trusted, trust_reason)
 
-    at, problem = _trusted_time(item, signature, trust, now, facts)
-    if problem:
-        return facts.report(True, False, problem), tags
-    if trust is None:
-        return facts.report(True, False, "no trust anchor was given (--trust CA.pem), so the signer is unknown"), tags
-    decision = trust.evaluate(cert, at)
-    facts.warnings.extend(decision.warnings)
-    if not decision.trusted:
-        when = "at the certified timestamp" if facts.timestamp else "now (the file has no certified timestamp)"
-        return facts.report(True, False, f"{decision.reason}; checked {when}"), tags
-    return facts.report(True, True, None), tags
+
+def _what_changed(
+    ds: Dataset, signed: Sequence[int], integrity: Integrity, syntax: str | None, removed: int | None
+) -> tuple[Integrity, str]:
+    """The accurate reason for a signature its key made over other data."""
+    if removed is not None:
+        if integrity is Integrity.MISMATCH:
+            return Integrity.MISMATCH, f"signed element {describe_tag(removed)} is missing"
+        return Integrity.ELEMENT_REMOVED, f"signed element {describe_tag(removed)} was removed after signing"
+    now_syntax = stream.stream_transfer_syntax(ds)
+    if syntax and syntax != now_syntax and stream.PIXEL_DATA in signed:
+        return (
+            Integrity.ENCODING_CHANGED,
+            f"the pixel data was re-encoded after signing (signed as {_syntax_name(syntax)}, now "
+            f"{_syntax_name(now_syntax)}); a transcode, lossless or not, is outside what the signer signed",
+        )
+    return Integrity.DATA_CHANGED, "the signed data changed after signing (pixel data or a signed element was altered)"
 
 
 def _check_signature(
     cert: x509.Certificate, signature: bytes, digest: bytes, algorithm: MacAlgorithm, facts: _Facts
-) -> str | None:
+) -> tuple[Integrity, str | None]:
     key = cert.public_key()
     if isinstance(key, rsa.RSAPublicKey):
         if key.key_size < MIN_RSA_BITS:
-            facts.warnings.append(f"the signer key has only {key.key_size} bits")
+            facts.weaknesses.append(f"the signer key has only {key.key_size} bits (at least {MIN_RSA_BITS} needed)")
         size = (key.key_size + 7) // 8
         value = signature[:size] if len(signature) == size + 1 and signature[-1] == 0 else signature
         if len(value) != size:
-            return "the signature does not belong to the certificate in the file (wrong length)"
+            return (
+                Integrity.NOT_SIGNERS_KEY,
+                "the signature does not belong to the certificate in the file (wrong length)",
+            )
         info = _pkcs1_payload(key, value)
         if info is None:
             return (
+                Integrity.NOT_SIGNERS_KEY,
                 "the signature was not made with the key of the certificate in the file "
-                "(certificate swapped, or signature corrupted)"
+                "(a bogus or corrupted signature, or a swapped certificate)",
             )
         expected = _DIGEST_INFO[algorithm]
         if not info.startswith(expected):
-            return "the signature names a different hash algorithm than the MAC parameters"
+            return (
+                Integrity.UNVERIFIABLE,
+                "the signature holds a digest of another algorithm than the MAC parameters name",
+            )
         if info[len(expected) :] != digest:
-            return "the signed data changed after signing (pixel data or a signed element was altered)"
-        return None
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        facts.warnings.append("ECDSA signature: outside the DICOM RSA signature profiles")
-        hash_cls = _EC_HASHES.get(algorithm)
+            return Integrity.DATA_CHANGED, None
+        return Integrity.INTACT, None
+    if isinstance(key, ec.EllipticCurvePublicKey | dsa.DSAPublicKey):
+        kind = "ECDSA" if isinstance(key, ec.EllipticCurvePublicKey) else "DSA"
+        if kind == "DSA":
+            facts.weaknesses.append("signed with a DSA key")
+        facts.warnings.append(f"{kind} signature: outside the DICOM RSA signature profiles")
+        hash_cls = _PREHASHES.get(algorithm)
         if hash_cls is None:
-            return f"ECDSA with {algorithm.value} is not supported"
+            return Integrity.UNVERIFIABLE, f"{kind} with {algorithm.value} is not supported"
         der = der_without_padding(signature)
         try:
-            key.verify(der, digest, ec.ECDSA(Prehashed(hash_cls())))
+            if isinstance(key, ec.EllipticCurvePublicKey):
+                key.verify(der, digest, ec.ECDSA(Prehashed(hash_cls())))
+            else:
+                key.verify(der, digest, Prehashed(hash_cls()))
         except InvalidSignature:
-            return "the signed data changed after signing, or the certificate was swapped"
-        return None
-    return "the signer certificate holds a key type radproof cannot check"
+            return (
+                Integrity.MISMATCH,
+                f"the signature does not verify; with {kind} a bogus signature cannot be told from altered data",
+            )
+        return Integrity.INTACT, None
+    return Integrity.UNVERIFIABLE, "the signer certificate holds a key type radproof cannot check"
 
 
 def _pkcs1_payload(key: rsa.RSAPublicKey, value: bytes) -> bytes | None:
@@ -342,11 +560,47 @@ def _pkcs1_payload(key: rsa.RSAPublicKey, value: bytes) -> bytes | None:
         return None
 
 
-def _trusted_time(
-    item: Dataset, signature: bytes, trust: TrustStore | None, now: dt.datetime, facts: _Facts
+# --- trust -----------------------------------------------------------------------------------------------
+
+
+def _signer_trust(
+    cert: x509.Certificate, item: Dataset, trust: TrustStore | None, now: dt.datetime, facts: _Facts
+) -> tuple[bool, str | None]:
+    """Whether the signer is trusted at the trust time, and why not."""
+    claimed = _parse_datetime(_text(item, "DigitalSignatureDateTime"))
+    if claimed is not None and claimed > now + CLOCK_SKEW:
+        facts.trust_time = now
+        return False, f"the signature claims to be made in the future ({claimed:%Y-%m-%d %H:%M:%S} UTC)"
+    at, problem = _trust_time(item, cert, trust, now, facts)
+    facts.trust_time, facts.source = at, (TrustTimeSource.NOW if at is now else TrustTimeSource.TIMESTAMP)
+    if problem:
+        return False, problem
+    if trust is None:
+        return False, "no trust anchor was given (--trust CA.pem), so the signer is unknown"
+    decision = trust.evaluate(cert, at, now=now)
+    facts.warnings.extend(decision.warnings)
+    facts.weaknesses.extend(decision.weaknesses)
+    facts.revocation = decision.revocation
+    if not decision.trusted:
+        when = (
+            "at the certified timestamp" if facts.source is TrustTimeSource.TIMESTAMP else "now (no trusted timestamp)"
+        )
+        return False, f"{decision.reason}; checked {when}"
+    return True, None
+
+
+def _trust_time(
+    item: Dataset, signer: x509.Certificate, trust: TrustStore | None, now: dt.datetime, facts: _Facts
 ) -> tuple[dt.datetime, str | None]:
+    """The time to judge the signer's certificate at: a trusted TSA's, else now; and a refusal, if any.
+
+    A timestamp can only extend trust into the past. One that does not hold up, or whose TSA is not trusted
+    in its own right, is ignored (with a warning): the Certified Timestamp is outside the signed stream, so
+    anyone can damage or replace it, and that must not change the verdict.
+    """
     token = item.get("CertifiedTimestamp")
-    if token is None:
+    signature = item.get("Signature")
+    if token is None or not isinstance(signature, bytes):
         return now, None
     kind = _text(item, "CertifiedTimestampType")
     if kind not in (None, "CMS_TSP"):
@@ -356,20 +610,27 @@ def _trusted_time(
 
     size = len(signature)
     check = check_timestamp(bytes(token), signature if size % 2 == 0 or signature[-1] != 0 else signature[:-1])
-    if check.time is not None:
-        facts.timestamp = check.time.astimezone(dt.UTC).isoformat()
-    if check.problem:
-        return now, check.problem
-    facts.warnings.extend(check.warnings)
-    assert check.time is not None and check.tsa_certificate is not None
-    if trust is None:
-        return check.time, None
-    decision = trust.evaluate(check.tsa_certificate, check.time, extra=check.extra_certificates)
-    if not decision.trusted:
-        facts.warnings.append(f"timestamp ignored, its TSA is not trusted: {decision.reason}")
-        facts.timestamp = None
+    if check.problem or check.time is None or check.tsa_certificate is None:
+        facts.warnings.append(f"certified timestamp ignored: {check.problem or 'it names no time'}")
         return now, None
-    return check.time, None
+    facts.warnings.extend(check.warnings)
+    stamped = check.time.astimezone(dt.UTC)
+    if check.tsa_certificate == signer or check.tsa_certificate.public_key() == signer.public_key():
+        facts.warnings.append("certified timestamp ignored: it was made by the signer itself, not by a TSA")
+        return now, None
+    if trust is None:
+        facts.warnings.append("certified timestamp ignored: no TSA trust anchor was given (--tsa-trust)")
+        return now, None
+    decision = trust.evaluate(check.tsa_certificate, stamped, extra=check.extra_certificates, usage=Usage.TIMESTAMPING)
+    if not decision.trusted:
+        facts.warnings.append(f"certified timestamp ignored, its TSA is not trusted: {decision.reason}")
+        return now, None
+    facts.timestamp = stamped.isoformat()
+    if decision.weaknesses:
+        facts.weaknesses.extend(f"timestamp: {w}" for w in decision.weaknesses)
+    if stamped > now + CLOCK_SKEW:
+        return now, f"the trusted timestamp lies in the future ({stamped:%Y-%m-%d %H:%M:%S} UTC)"
+    return stamped, None
 
 
 # --- small readers ---------------------------------------------------------------------------------------
@@ -405,6 +666,22 @@ def _purpose(item: Dataset) -> str | None:
     return purpose_name(str(value).strip()) if value is not None else None
 
 
+def _parse_datetime(text: str | None) -> dt.datetime | None:
+    """A DICOM DT as an aware UTC datetime (no offset: UTC), or None when absent or unreadable."""
+    if not text:
+        return None
+    from pydicom.valuerep import DT
+
+    try:
+        value = DT(text)
+    except ValueError:
+        return None
+    plain = dt.datetime(
+        value.year, value.month, value.day, value.hour, value.minute, value.second, value.microsecond, value.tzinfo
+    )
+    return plain.replace(tzinfo=dt.UTC) if plain.tzinfo is None else plain.astimezone(dt.UTC)
+
+
 def _iso_datetime(text: str | None) -> str | None:
     if not text:
         return None
@@ -417,8 +694,13 @@ def _iso_datetime(text: str | None) -> str | None:
     return value.isoformat()
 
 
+def _syntax_name(uid: str) -> str:
+    name = UID(uid).name
+    return f"{name} ({uid})" if name and name != uid else uid
+
+
 @lru_cache(maxsize=8192)
-def _describe(tag: int) -> str:
+def describe_tag(tag: int) -> str:
     """'Keyword (gggg,eeee)'; cached: the dictionary lookup is slow for private tags, and files share tags."""
     name = keyword_for_tag(tag)
     label = f"({tag >> 16:04X},{tag & 0xFFFF:04X})"

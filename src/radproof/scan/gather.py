@@ -52,12 +52,25 @@ class Layers:
         if settings.trust.ca and policy.use_signature:
             from radproof.provenance import TrustStore
 
-            stores = [TrustStore.from_files(ca, crl=list(settings.trust.crl) or None) for ca in settings.trust.ca]
+            stores = [
+                TrustStore.from_files(
+                    ca,
+                    crl=list(settings.trust.crl) or None,
+                    tsa=list(settings.trust.tsa),
+                    allow_leaf_anchors=settings.trust.allow_leaf_anchors,
+                )
+                for ca in settings.trust.ca
+            ]
             trust = stores[0]
             if len(stores) > 1:
                 from dataclasses import replace
 
-                trust = replace(trust, anchors=tuple(a for s in stores for a in s.anchors))
+                trust = replace(
+                    trust,
+                    anchors=tuple(a for s in stores for a in s.anchors),
+                    crls=tuple(c for s in stores for c in s.crls),
+                    crl_sources=tuple(c for s in stores for c in s.crl_sources),
+                )
         key = None
         if settings.watermark.key is not None and policy.use_watermark:
             if passphrase is None:
@@ -162,6 +175,7 @@ def gather(data: bytes, name: str, layers: Layers) -> Gathered:
         detection=detection,
         declared_synthetic=declared,
         errors=errors,
+        has_header=dataset is not None,
     )
     patient: dict[str, str] = {}
     if layers.show_phi and dataset is not None:
