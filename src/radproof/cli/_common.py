@@ -14,8 +14,9 @@ from rich.console import Console
 
 from radproof.errors import PassphraseError
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# soft_wrap: a message stays one line in a log or a pipe (Rich would cut it at 80 columns there).
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 PASSPHRASE_ENV = "RADPROOF_PASSPHRASE"  # noqa: S105 (a variable name, not a secret)
 
