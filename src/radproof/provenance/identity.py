@@ -149,7 +149,7 @@ SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 5
 MAX_ITERATIONS = 10_000_000
 MAX_SCRYPT_N = 2**20
 MAX_SCRYPT_WORK = 2**24  # N * r * p; 2^14 * 8 * 5 is about 2^19
-MAX_SCRYPT_MEMORY = 2**30  # 128 * N * r bytes
+MAX_SCRYPT_MEMORY = 2**28  # 128 * N * r bytes: 256 MiB (OpenSSL itself stops at 32 MiB)
 
 _SCRYPT_OID = "1.3.6.1.4.1.11591.4.11"  # RFC 7914
 _SALT_BYTES = 16  # NIST SP 800-132 asks for at least 128 bits
@@ -377,7 +377,7 @@ def _check_scrypt_cost(enc: KeyEncryption, where: str) -> None:
     ):
         raise KeyFileError(
             f"{where} asks for scrypt N={n} r={r} p={p} (radproof accepts N a power of two up to "
-            f"2^20, N*r*p up to 2^24 and 1 GiB of memory); refused before deriving anything"
+            f"2^20, N*r*p up to 2^24 and 256 MiB of memory); refused before deriving anything"
         )
 
 
