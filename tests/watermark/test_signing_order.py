@@ -50,7 +50,7 @@ def _self_signed(tmp: Path) -> tuple[Path, Path]:
 
 def test_watermarked_dicom_signed_by_dcmsign_verifies(tmp_path: Path) -> None:
     src = tmp_path / "phantom.dcm"
-    simulate(384, 320, seed=4, bits=12).save_as(src, enforce_file_format=True)
+    simulate(512, 448, seed=4, bits=12).save_as(src, enforce_file_format=True)
     marked = tmp_path / "marked.dcm"
     embed_file(src, marked, KEY, payload="SITE-001")
     key_pem, cert_pem = _self_signed(tmp_path)

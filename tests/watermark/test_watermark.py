@@ -95,8 +95,13 @@ def test_both_layers_on_phantom(phantom: Radiograph, marked: Radiograph) -> None
         "confidence",
         "tampered_blocks",
         "restorable",
+        "header_bound",
+        "fragile_expected",
+        "content_match",
+        "content_distance",
     }
     assert reading.found and reading.payload == "SITE-042" and reading.confidence > 0.999
+    assert reading.fragile_expected and reading.content_match and reading.header_bound
     assert reading.tampered_blocks == [] and reading.restorable and reading.binding_ok
 
 
@@ -136,7 +141,7 @@ def test_spectral_sync_score_matches_the_fold_and_finds_a_crop(phantom: Radiogra
     spec = robust._padded_spectrum(f)
     tile = robust.cell_size(phantom.shape) * robust.TILE
     true = robust._square_bases(np.array([tile]), np.array([0.0]))
-    fold_z = robust._try_decode(robust._fold(f, true[0, :, 0], true[0, :, 1]), KEY)[2]
+    fold_z = robust._try_decode(robust._fold(f, true[0, :, 0], true[0, :, 1]), KEY)[1]
     spectral_z = robust._comb_scores(spec, true, seed)[0]
     assert fold_z > 8 and 0.7 * fold_z < spectral_z < 1.2 * fold_z
     wrong = robust._square_bases(np.array([tile * 1.03]), np.array([0.0]))

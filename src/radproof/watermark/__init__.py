@@ -29,7 +29,15 @@ from radproof.errors import InputError, UnsupportedError
 from radproof.imaging.radiograph import Radiograph, SourceFormat
 from radproof.watermark.fragile import DEFAULT_BLOCK, FragileReading, binding_record, embed_fragile, read_fragile
 from radproof.watermark.keys import WatermarkKey, generate_key, load_key, save_key
-from radproof.watermark.robust import DEFAULT_PSNR, PAYLOAD_BYTES, embed_robust, read_robust
+from radproof.watermark.robust import (
+    DEFAULT_PSNR,
+    FLAG_FRAGILE,
+    PAYLOAD_BYTES,
+    RobustReading,
+    content_hash,
+    embed_robust,
+    read_robust,
+)
 
 __all__ = [
     "DEFAULT_LAYERS",
@@ -108,6 +116,23 @@ class WatermarkReading:
     binding_ok
         The fragile layer's record matches the restored pixels and this file's SOP Instance UID
         (None when it could not be checked).
+    header_bound
+        DICOM only: True when the fragile layer's record binds this file's protected header
+        attributes (:mod:`radproof.provenance.protected`: identity, pixel description, LUTs,
+        spacing, laterality, view, overlays...) as they are now; False when they changed since
+        marking; None when there is no fragile layer, no header (PNG, TIFF, JPEG), or the mark
+        predates header binding. The fragile layer proves pixels; only with ``header_bound`` True
+        does it vouch for the header.
+    fragile_expected
+        The DICOM header's radproof block or the robust payload says a fragile layer was embedded.
+        With ``fragile_found`` False the fragile layer was removed, overwritten, or made with
+        another key: the image is not as marked.
+    content_match
+        The robust payload's perceptual hash matches this image (True), does not (False: a mark
+        copied from another image, or a crop), or there is none (None: no robust mark, or a mark
+        made before the hash was added).
+    content_distance
+        Hash bits (of 32) that differ; ``content_match`` is ``content_distance <= 4``.
     """
 
     path: str | None
@@ -123,6 +148,10 @@ class WatermarkReading:
     binding_ok: bool | None = None
     block_size: int | None = None
     unprotected_blocks: list[TamperedBlock] = field(default_factory=list)
+    header_bound: bool | None = None
+    fragile_expected: bool = False
+    content_match: bool | None = None
+    content_distance: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -133,6 +162,10 @@ class WatermarkReading:
             "confidence": round(self.confidence, 6),
             "tampered_blocks": None if self.tampered_blocks is None else [b.to_dict() for b in self.tampered_blocks],
             "restorable": self.restorable,
+            "header_bound": self.header_bound,
+            "fragile_expected": self.fragile_expected,
+            "content_match": self.content_match,
+            "content_distance": self.content_distance,
         }
 
 
@@ -290,20 +323,28 @@ def _embed(
     lo, hi = value_range(radiograph)
     data = parse_payload(payload, radiograph)
     header = radiograph.dataset
+    header_digest: bytes | None = None
     if header is not None:
-        from radproof.watermark.dicom_marking import new_instance_header
+        from radproof.provenance.protected import protected_digest
+        from radproof.watermark.dicom_marking import new_instance_header, record_header_digest
 
         header = new_instance_header(header, chosen, fragile_block=block if "fragile" in chosen else None)
+        if "fragile" in chosen:
+            header_digest = protected_digest(header)
+            record_header_digest(header, header_digest)
     uid = str(header.SOPInstanceUID) if header is not None and "SOPInstanceUID" in header else None
     frames = _frames(radiograph.pixels)
+    # Every frame carries the first frame's hash: the reader checks the first frame.
+    digest = content_hash(frames[0], key) if "robust" in chosen else None
+    flags = FLAG_FRAGILE if "fragile" in chosen else 0
     out = []
     unprotected = 0
     for index, frame in enumerate(frames):
         marked = frame
         if "robust" in chosen:
-            marked = embed_robust(marked, lo, hi, key, data, psnr=psnr)
+            marked = embed_robust(marked, lo, hi, key, data, psnr=psnr, flags=flags, content=digest)
         if "fragile" in chosen:
-            binding = binding_record(marked, uid)
+            binding = binding_record(marked, uid, header_digest)
             flo, fhi = fragile_range(radiograph)
             result = embed_fragile(marked, flo, fhi, key, binding, block=block, frame_id=index)
             marked = result.pixels
@@ -325,23 +366,23 @@ def read(radiograph: Radiograph, key: WatermarkKey) -> WatermarkReading:
     unprotected: list[TamperedBlock] = []
     fragile_found = False
     binding_ok: bool | None = True
+    header_bound: bool | None = True
     block_size: int | None = None
-    uid = _uid(radiograph)
+    header = _Header.of(radiograph)
     for index, frame in enumerate(frames):
         reading = read_fragile(frame, lo, hi, key, frame_id=index)
         if not reading.found:
             binding_ok = None if binding_ok is not False else False
+            header_bound = None if header_bound is not False else False
             tampered.extend(_blocks(reading, reading.failing, index))
             continue
         fragile_found = True
         block_size = reading.block
-        check = _verify_frame(reading, uid)
+        check = _verify_frame(reading, header)
         tampered.extend(_blocks(reading, check.tampered, index))
         unprotected.extend(_blocks(reading, check.unprotected, index))
-        if check.binding_ok is None or binding_ok is None:
-            binding_ok = None if binding_ok is not False else False
-        else:
-            binding_ok = binding_ok and check.binding_ok
+        binding_ok = _all(binding_ok, check.binding_ok)
+        header_bound = _all(header_bound, check.header_bound)
     found = robust.found or fragile_found
     return WatermarkReading(
         path=path,
@@ -357,7 +398,48 @@ def read(radiograph: Radiograph, key: WatermarkKey) -> WatermarkReading:
         binding_ok=binding_ok if fragile_found else None,
         block_size=block_size,
         unprotected_blocks=unprotected,
+        header_bound=header_bound if fragile_found and header.digest is not None else None,
+        fragile_expected=header.declares_fragile or _robust_declares_fragile(robust),
+        content_match=robust.content_match,
+        content_distance=robust.content_distance,
     )
+
+
+def _all(a: bool | None, b: bool | None) -> bool | None:
+    """Combine per-frame answers: False wins, then unknown, then True."""
+    if a is False or b is False:
+        return False
+    if a is None or b is None:
+        return None
+    return True
+
+
+def _robust_declares_fragile(robust: RobustReading) -> bool:
+    return robust.found and robust.flags is not None and bool(robust.flags & FLAG_FRAGILE)
+
+
+@dataclass(frozen=True)
+class _Header:
+    """What the file's header tells the fragile check: UID, protected digest now and at marking."""
+
+    uid: str | None
+    digest: bytes | None  # protected_digest of the header as it is; None without a DICOM header
+    recorded: bytes | None  # the digest the radproof block says was bound at marking
+    declares_fragile: bool
+
+    @classmethod
+    def of(cls, radiograph: Radiograph) -> _Header:
+        ds = radiograph.dataset
+        if ds is None:
+            return cls(None, None, None, False)
+        from radproof.provenance.protected import protected_digest
+        from radproof.watermark.dicom_marking import recorded_header_digest, recorded_layers
+
+        try:
+            digest: bytes | None = protected_digest(ds)
+        except Exception:  # a header pydicom cannot re-encode is one whose binding cannot be checked
+            digest = None
+        return cls(_uid(radiograph), digest, recorded_header_digest(ds), "fragile" in recorded_layers(ds))
 
 
 @dataclass(frozen=True)
@@ -365,21 +447,46 @@ class _FrameCheck:
     tampered: list[tuple[int, int]]
     unprotected: list[tuple[int, int]]
     binding_ok: bool | None
+    header_bound: bool | None = None
 
 
-def _verify_frame(reading: FragileReading, uid: str | None) -> _FrameCheck:
+def _record_matches(reading: FragileReading, header: _Header) -> tuple[bool, bool | None]:
+    """(the record binds the restored pixels and UID, the record binds the header as it is now)."""
+    record, restored = reading.binding, reading.restored
+    if record is None:
+        return False, None
+    if header.digest is not None and record == binding_record(restored, header.uid, header.digest):
+        return True, True
+    if record == binding_record(restored, header.uid):
+        return True, None  # PNG/TIFF, or a mark made before headers were bound
+    if (
+        header.recorded is not None
+        and header.recorded != header.digest
+        and record == binding_record(restored, header.uid, header.recorded)
+    ):
+        return True, False  # the pixels and UID are as marked; the protected header is not
+    return False, None
+
+
+def _verify_frame(reading: FragileReading, header: _Header | str | None) -> _FrameCheck:
     """Tell tampered blocks from unprotected ones, using the binding record where it can be read.
 
     When the record voted from the verified blocks matches the restored pixels, every pixel is
     as marked, so each failing block is one that could not carry a tag. Otherwise a failing block
     is unprotected only if a verified neighbour says so.
     """
-    if reading.binding is not None and reading.binding == binding_record(reading.restored, uid):
-        return _FrameCheck([], reading.failing, True)
+    if not isinstance(header, _Header):
+        header = _Header(header, None, None, False)
+    matches, header_bound = _record_matches(reading, header)
+    if matches:
+        return _FrameCheck([], reading.failing, True, header_bound)
     tampered = reading.tampered
     if tampered or reading.binding is None:
         return _FrameCheck(tampered, reading.unprotected, None)
-    return _FrameCheck([], reading.unprotected, False)
+    # Every tagged block verifies, so the pixels they cover are as marked; with no untagged block the
+    # mismatch can only come from the header (UID included).
+    header_changed = False if not reading.failing and header.digest is not None else None
+    return _FrameCheck([], reading.unprotected, False, header_changed)
 
 
 def _blocks(reading: FragileReading, which: list[tuple[int, int]], frame: int) -> list[TamperedBlock]:
@@ -397,12 +504,12 @@ def restore(radiograph: Radiograph, key: WatermarkKey) -> Radiograph:
     except UnsupportedError:
         raise InputError("no fragile watermark to restore (pixel values out of range)") from None
     out = []
-    uid = _uid(radiograph)
+    bound = _Header.of(radiograph)
     for index, frame in enumerate(_frames(radiograph.pixels)):
         reading = read_fragile(frame, lo, hi, key, frame_id=index)
         if not reading.found:
             raise InputError("no fragile watermark made with this key; nothing to restore")
-        check = _verify_frame(reading, uid)
+        check = _verify_frame(reading, bound)
         if check.tampered:
             raise InputError(
                 f"{len(check.tampered)} block(s) fail verification; the image was changed after "

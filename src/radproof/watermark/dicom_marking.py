@@ -56,6 +56,37 @@ def new_instance_header(header: Dataset, layers: tuple[str, ...], *, fragile_blo
     return ds
 
 
+def record_header_digest(ds: Dataset, digest: bytes) -> None:
+    """Keep the protected-header digest bound at marking in the private block (element 04).
+
+    The copy is no evidence by itself (anyone can edit it): the fragile layer's binding record is.
+    It lets a reader tell "the header changed since marking" from "the pixels do not match".
+    """
+    block = ds.private_block(PRIVATE_GROUP, PRIVATE_CREATOR, create=True)
+    block.add_new(0x04, "OB", digest)
+
+
+def recorded_header_digest(ds: Dataset) -> bytes | None:
+    """The digest :func:`record_header_digest` kept, or None."""
+    try:
+        block = ds.private_block(PRIVATE_GROUP, PRIVATE_CREATOR)
+        value = block[0x04].value
+    except (KeyError, ValueError):
+        return None
+    return bytes(value) if isinstance(value, bytes | bytearray) and len(value) == 32 else None
+
+
+def recorded_layers(ds: Dataset) -> tuple[str, ...]:
+    """The layers the private block says were embedded (empty when there is no block)."""
+    try:
+        block = ds.private_block(PRIVATE_GROUP, PRIVATE_CREATOR)
+        value = block[0x01].value
+    except (KeyError, ValueError):
+        return ()
+    items = value if isinstance(value, list | MultiValue) else str(value or "").split("\\")
+    return tuple(str(v).strip().lower() for v in items if str(v).strip())
+
+
 def restored_instance_header(header: Dataset) -> Dataset:
     """A copy of ``header`` for pixels whose fragile layer was removed (new SOP Instance UID)."""
     ds = Dataset()
@@ -67,6 +98,13 @@ def restored_instance_header(header: Dataset) -> Dataset:
     ds.ContributingEquipmentSequence = Sequence(
         [*list(header.get("ContributingEquipmentSequence", [])), _equipment("Fragile watermark removed")]
     )
+    layers = recorded_layers(header)
+    if layers:
+        block = ds.private_block(PRIVATE_GROUP, PRIVATE_CREATOR)
+        block.add_new(0x01, "LO", "\\".join(layer for layer in layers if layer != "fragile") or "none")
+        for element in (0x03, 0x04):
+            if block.get_tag(element) in ds:
+                del ds[block.get_tag(element)]
     return ds
 
 

@@ -2,7 +2,8 @@
 
 Each block (64 x 64 by default; the last row and column of blocks absorb the remainder) carries
 84 bits: a 64-bit keyed tag over its own original pixels and position, a 16-bit share of a
-128-bit binding record (a hash of the original pixels and the SOP Instance UID), and four flags
+128-bit binding record (a hash of the original pixels, the SOP Instance UID and, for DICOM, the
+digest of the protected header attributes), and four flags
 saying which of its neighbours could not carry the layer. Blocks are embedded independently, so a
 change anywhere invalidates only the blocks it touches.
 
@@ -135,10 +136,18 @@ class FragileReading:
         return _blocks_where(~self.valid & self.declared_unprotected)
 
 
-def binding_record(original: npt.NDArray[Any], uid: str | None) -> bytes:
-    """The 128-bit record that ties the layer to the original pixels and the SOP Instance UID."""
+def binding_record(original: npt.NDArray[Any], uid: str | None, header: bytes | None = None) -> bytes:
+    """The 128-bit record that ties the layer to the original pixels, the SOP Instance UID and the header.
+
+    ``header`` is the :func:`radproof.provenance.protected.protected_digest` of the marked file's
+    header (DICOM inputs); without it (PNG, TIFF, or marks made before headers were bound) the
+    record binds the pixels and the UID only.
+    """
     pixel_hash = hashlib.sha256(np.ascontiguousarray(original, dtype="<i4").tobytes()).digest()
-    data = b"radproof-binding-v2|" + (uid or "").encode() + b"|" + pixel_hash
+    if header is None:
+        data = b"radproof-binding-v2|" + (uid or "").encode() + b"|" + pixel_hash
+    else:
+        data = b"radproof-binding-v3|" + (uid or "").encode() + b"|" + header + b"|" + pixel_hash
     return hashlib.sha256(data).digest()[:BINDING_BYTES]
 
 

@@ -2,8 +2,9 @@
 
 Embedding
     A 32 x 32 tile of keyed +-1 cells is repeated over the whole image. 384 cells are a fixed keyed
-    synchronisation pattern; the other 640 carry the 188 bits of the convolutionally coded payload
-    (64 payload bits + a 24-bit keyed tag), each bit spread over several cells with keyed signs. The
+    synchronisation pattern; the other 640 carry the 268 bits of the convolutionally coded message
+    (64 payload bits, 8 flag bits, a 32-bit keyed perceptual hash of the image and a 24-bit keyed
+    tag over all of them), each bit spread over several cells with keyed signs. The
     cell size scales with the image (the shorter side spans 256 cells), the tile is rendered with
     bilinear interpolation, weighted by a perceptual mask (local texture; zero on flat, saturated
     collimation) and scaled to a target PSNR at native bit depth.
@@ -14,7 +15,10 @@ Reading
     directly. The image is resampled on that lattice and folded into one tile; a circular correlation
     with the synchronisation cells finds the translation (and a polarity flip from MONOCHROME1 or
     inverted exports); the data cells feed a soft Viterbi decoder, and the keyed tag decides whether a
-    payload was found. When the strongest lattice does not decode, the other autocorrelation lattices
+    payload was found. The perceptual hash is recomputed from the image read (in the polarity the
+    synchronisation found) and compared with the one carried: a mark estimated from one image and
+    added to another carries the first image's hash. Marks of the first format (no flags, no
+    hash, 188 coded bits) are still read. When the strongest lattice does not decode, the other autocorrelation lattices
     and those of a search over scales (crops keep the cell size, not the image size) and small
     rotations are ranked by their sync score read off the image spectrum, and the best few decoded.
 """
@@ -38,9 +42,18 @@ from radproof.watermark.keys import WatermarkKey
 
 TILE = 32
 PAYLOAD_BYTES = 8
+FLAG_BYTES = 1
+HASH_BYTES = 4
 TAG_BYTES = 3
-INFO_BITS = 8 * (PAYLOAD_BYTES + TAG_BYTES)
+# Format 2 (current): payload, flags, content hash, tag. Format 1 (older marks): payload, tag.
+MESSAGE_BYTES = PAYLOAD_BYTES + FLAG_BYTES + HASH_BYTES
+INFO_BITS = 8 * (MESSAGE_BYTES + TAG_BYTES)
 CODED_BITS = ecc.coded_length(INFO_BITS)
+V1_INFO_BITS = 8 * (PAYLOAD_BYTES + TAG_BYTES)
+V1_CODED_BITS = ecc.coded_length(V1_INFO_BITS)
+FLAG_FRAGILE = 0x80  # the fragile layer was embedded after this one
+HASH_BITS = 8 * HASH_BYTES
+CONTENT_MATCH_MAX = 4  # hash bits that may differ for the mark to match its image (docs/watermark.md)
 SYNC_CELLS = 384
 CELLS_PER_SIDE = 256  # the image's shorter side spans this many cells
 MIN_CELL = 3.0
@@ -58,6 +71,15 @@ class RobustReading:
     confidence: float  # 1 - the chance that an unmarked image shows a sync peak this strong
     sync_z: float
     best_guess: bytes | None = None  # decoded from the strongest candidate even when its tag failed
+    flags: int | None = None  # format 2 marks: FLAG_* bits; None for format 1 or when not found
+    content_hash: bytes | None = None  # the hash carried (format 2), None otherwise
+    polarity: int = 1  # -1 when the image was read inverted (MONOCHROME1 export, negative)
+    content_distance: int | None = None  # hash bits differing from the image read; None without a hash
+
+    @property
+    def content_match(self) -> bool | None:
+        """The carried hash matches the image read (None: no hash carried, or nothing found)."""
+        return None if self.content_distance is None else self.content_distance <= CONTENT_MATCH_MAX
 
 
 @dataclass(frozen=True)
@@ -68,31 +90,38 @@ class _Layout:
 
 
 @lru_cache(maxsize=8)
-def _layout(seed: int) -> _Layout:
+def _layout(seed: int, coded_bits: int = CODED_BITS) -> _Layout:
+    """The keyed tile layout; the sync cells and signs do not depend on the message format."""
     rng = np.random.default_rng(seed)
     perm = rng.permutation(TILE * TILE)
     sync = np.zeros(TILE * TILE, dtype=bool)
     sync[perm[:SYNC_CELLS]] = True
     data_index = np.full(TILE * TILE, -1, dtype=np.int64)
     data_cells = perm[SYNC_CELLS:]
-    data_index[data_cells] = rng.permutation(np.arange(data_cells.size) % CODED_BITS)
+    data_index[data_cells] = rng.permutation(np.arange(data_cells.size) % coded_bits)
     pn = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=TILE * TILE)
     return _Layout(pn.reshape(TILE, TILE), sync.reshape(TILE, TILE), data_index.reshape(TILE, TILE))
 
 
-def _tag(key: WatermarkKey, payload: bytes) -> bytes:
-    return hmac.new(key.derive("robust-tag"), payload, hashlib.sha256).digest()[:TAG_BYTES]
+def _tag(key: WatermarkKey, message: bytes) -> bytes:
+    """The keyed tag over the message (format 1: the payload; format 2: payload, flags and hash)."""
+    label = "robust-tag" if len(message) == PAYLOAD_BYTES else "robust-tag-v2"
+    return hmac.new(key.derive(label), message, hashlib.sha256).digest()[:TAG_BYTES]
 
 
-def _coded_bits(key: WatermarkKey, payload: bytes) -> npt.NDArray[np.uint8]:
-    info = ecc.bytes_to_bits(payload + _tag(key, payload))
-    scramble = ecc.bytes_to_bits(key.derive("robust-scramble", PAYLOAD_BYTES + TAG_BYTES))
-    return ecc.encode(info ^ scramble)
+def _scramble(key: WatermarkKey, n_bytes: int) -> npt.NDArray[np.uint8]:
+    label = "robust-scramble" if n_bytes == PAYLOAD_BYTES + TAG_BYTES else "robust-scramble-v2"
+    return ecc.bytes_to_bits(key.derive(label, n_bytes))
 
 
-def _tile(key: WatermarkKey, payload: bytes) -> F32:
-    lay = _layout(key.seed("robust-layout"))
-    coded = _coded_bits(key, payload)
+def _coded_bits(key: WatermarkKey, message: bytes) -> npt.NDArray[np.uint8]:
+    info = ecc.bytes_to_bits(message + _tag(key, message))
+    return ecc.encode(info ^ _scramble(key, len(message) + TAG_BYTES))
+
+
+def _tile(key: WatermarkKey, message: bytes) -> F32:
+    coded = _coded_bits(key, message)
+    lay = _layout(key.seed("robust-layout"), coded.size)
     signs = np.where(lay.sync, 1.0, 2.0 * coded[np.maximum(lay.data_index, 0)] - 1.0)
     out: F32 = (lay.pn * signs).astype(np.float32)
     return out
@@ -156,13 +185,29 @@ def embed_robust(
     payload: bytes,
     *,
     psnr: float = DEFAULT_PSNR,
+    flags: int = 0,
+    content: bytes | None = None,
 ) -> npt.NDArray[Any]:
-    """Add the robust pattern to one 2-D frame; returns integers of the same dtype within ``lo..hi``."""
+    """Add the robust pattern to one 2-D frame; returns integers of the same dtype within ``lo..hi``.
+
+    Parameters
+    ----------
+    flags
+        ``FLAG_*`` bits carried with the payload (e.g. :data:`FLAG_FRAGILE`).
+    content
+        The :func:`content_hash` to carry; default: the hash of ``frame`` (pass the first frame's
+        hash for the other frames of a multi-frame image: the reader checks the first frame).
+    """
     if len(payload) != PAYLOAD_BYTES:
         raise ValueError(f"the robust payload is exactly {PAYLOAD_BYTES} bytes")
+    if not 0 <= flags <= 0xFF:
+        raise ValueError("flags are one byte")
+    digest = content_hash(frame, key) if content is None else content
+    if len(digest) != HASH_BYTES:
+        raise ValueError(f"the content hash is {HASH_BYTES} bytes")
     x = frame.astype(np.float32)
     cell = cell_size(x.shape)
-    pattern = _render(_tile(key, payload), x.shape, cell)
+    pattern = _render(_tile(key, payload + bytes([flags]) + digest), x.shape, cell)
     mask = texture_mask(x, lo, hi, cell)
     w = pattern * mask
     power = float(np.mean(w.astype(np.float64) ** 2))
@@ -171,6 +216,66 @@ def embed_robust(
     target = (hi - lo) ** 2 / 10 ** (psnr / 10)
     marked = np.clip(np.rint(x + w * np.float32(math.sqrt(target / power))), lo, hi)
     return marked.astype(frame.dtype)
+
+
+# ----------------------------------------------------------------------------------------------
+# Content hash
+
+HASH_SIDE = 64  # the image is reduced to HASH_SIDE x HASH_SIDE cell means
+HASH_BAND = 16  # DCT coefficients 0..HASH_BAND-1 in each direction (DC excluded) feed the hash
+HASH_TILT = 1.5  # coefficients are weighted by (frequency radius) ** HASH_TILT: content over layout
+HASH_SOFTNESS = 0.02  # width of the soft rank, as a fraction of the 1-99 % range of the cell means
+
+
+def _soft_rank(t: F64s) -> F64s:
+    """Each value's place in the distribution of all values, with ties and near-ties kept together.
+
+    A rank makes the hash indifferent to window, gamma and contrast (monotone maps); a plain rank
+    would reshuffle a flat background at the slightest noise, so the distribution is smoothed first.
+    """
+    lo, hi = np.percentile(t, [1.0, 99.0])
+    tau = max(HASH_SOFTNESS * float(hi - lo), 1e-9)
+    grid = np.linspace(float(t.min()) - 4 * tau, float(t.max()) + 4 * tau, 2048)
+    step = grid[1] - grid[0]
+    hist, _ = np.histogram(t, bins=grid.size, range=(grid[0] - step / 2, grid[-1] + step / 2))
+    cdf = np.cumsum(ndimage.gaussian_filter1d(hist.astype(np.float64), tau / step, mode="constant"))
+    out: F64s = np.interp(t, grid, cdf / max(float(hist.sum()), 1.0))
+    return out
+
+
+@lru_cache(maxsize=8)
+def _hash_projections(seed: int) -> F64s:
+    rng = np.random.default_rng(seed)
+    u, v = np.meshgrid(np.arange(HASH_BAND), np.arange(HASH_BAND), indexing="ij")
+    radius = np.hypot(u, v).ravel()
+    weight = np.where(radius > 0, radius, 0.0) ** HASH_TILT  # the DC term carries nothing
+    out: F64s = rng.standard_normal((HASH_BITS, HASH_BAND * HASH_BAND)) * weight[None, :]
+    return out
+
+
+def content_hash(frame: npt.NDArray[Any], key: WatermarkKey, *, polarity: int = 1) -> bytes:
+    """A keyed 32-bit perceptual hash of one frame: same image, same hash; another image, another.
+
+    The frame is reduced to 64 x 64 cell means, soft-ranked, and the signs of 32 keyed random
+    projections of its low and middle DCT frequencies are the bits. Export to 8 bits at any window,
+    JPEG, resizing and noise change few bits; another radiograph differs in about half of them
+    (measured in docs/watermark.md). ``polarity`` -1 hashes the inverted image (the robust reader
+    passes the polarity it synchronised to). A crop changes the hash.
+    """
+    from PIL import Image
+
+    x = np.asarray(frame, dtype=np.float32) * np.float32(1 if polarity >= 0 else -1)
+    thumb = np.asarray(Image.fromarray(x).resize((HASH_SIDE, HASH_SIDE), Image.Resampling.BOX), np.float64)
+    t = _soft_rank(thumb)
+    t = (t - t.mean()) / (t.std() + 1e-12)
+    coeffs = sfft.dctn(t, norm="ortho")[:HASH_BAND, :HASH_BAND].ravel()
+    bits = (_hash_projections(key.seed("robust-content-hash")) @ coeffs > 0).astype(np.uint8)
+    return ecc.bits_to_bytes(bits)
+
+
+def hash_distance(a: bytes, b: bytes) -> int:
+    """Number of differing bits."""
+    return int(np.unpackbits(np.frombuffer(bytes(x ^ y for x, y in zip(a, b, strict=True)), np.uint8)).sum())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -332,8 +437,19 @@ def _half_cell(seed: int) -> tuple[F32, F32]:
     return (m @ sync_tile @ m.T).astype(np.float32), np.array([0.5, 1.0, 0.5], dtype=np.float32)
 
 
-def _try_decode(folded: F32, key: WatermarkKey) -> tuple[bytes | None, int | None, float, bytes]:
-    """Synchronise a folded tile and decode it: (payload or None, bit errors, sync score, best guess)."""
+@dataclass(frozen=True)
+class _Decoded:
+    """A verified message: the payload, its flags and content hash (format 2), the bit errors fixed."""
+
+    payload: bytes
+    errors: int
+    flags: int | None
+    digest: bytes | None
+    polarity: int
+
+
+def _try_decode(folded: F32, key: WatermarkKey) -> tuple[_Decoded | None, float, bytes]:
+    """Synchronise a folded tile and decode it: (the verified message or None, sync score, best guess)."""
     seed = key.seed("robust-layout")
     template, kernel = _half_cell(seed)
     corr = np.real(np.fft.ifft2(np.fft.fft2(folded) * np.conj(np.fft.fft2(template))))
@@ -344,29 +460,37 @@ def _try_decode(folded: F32, key: WatermarkKey) -> tuple[bytes | None, int | Non
     others = np.delete(corr.ravel(), best)
     z = float((flat[best] - abs(others.mean())) / (others.std() + 1e-12))
     smooth = ndimage.convolve1d(ndimage.convolve1d(folded, kernel, axis=0, mode="wrap"), kernel, axis=1, mode="wrap")
-    payload, errors, guess = _decode_at(smooth, oy, ox, sign, key)
-    if payload is None and z >= SECOND_LOOK_Z:
+    found, guess = _decode_at(smooth, oy, ox, sign, key)
+    if found is None and z >= SECOND_LOOK_Z:
         # Clearly synchronised but not decoded: the peak may sit half a cell off the cell centres.
         for dy, dx in ((0, 1), (1, 0), (0, -1), (-1, 0), (1, 1), (1, -1), (-1, 1), (-1, -1)):
-            payload, errors, _ = _decode_at(smooth, oy + dy, ox + dx, sign, key)
-            if payload is not None:
+            found, _ = _decode_at(smooth, oy + dy, ox + dx, sign, key)
+            if found is not None:
                 break
-    return payload, errors, z, guess
+    return found, z, guess
 
 
-def _decode_at(smooth: F32, oy: int, ox: int, sign: float, key: WatermarkKey) -> tuple[bytes | None, int | None, bytes]:
-    lay = _layout(key.seed("robust-layout"))
-    cells = np.roll(smooth, (-oy, -ox), axis=(0, 1))[::2, ::2] * sign * lay.pn
-    data = lay.data_index >= 0
-    soft = np.bincount(lay.data_index[data], weights=cells[data], minlength=CODED_BITS)
-    scramble = ecc.bytes_to_bits(key.derive("robust-scramble", PAYLOAD_BYTES + TAG_BYTES))
-    info = ecc.decode(soft.astype(np.float64)) ^ scramble
-    raw = ecc.bits_to_bytes(info)
-    payload, tag = raw[:PAYLOAD_BYTES], raw[PAYLOAD_BYTES:]
-    if not hmac.compare_digest(tag, _tag(key, payload)):
-        return None, None, payload
-    coded = _coded_bits(key, payload)
-    return payload, int(np.count_nonzero((soft > 0) != (coded == 1))), payload
+def _decode_at(smooth: F32, oy: int, ox: int, sign: float, key: WatermarkKey) -> tuple[_Decoded | None, bytes]:
+    """Decode the data cells at one offset, as a format 2 message, else as a format 1 one."""
+    guess = b""
+    for coded_bits, message_bytes in ((CODED_BITS, MESSAGE_BYTES), (V1_CODED_BITS, PAYLOAD_BYTES)):
+        lay = _layout(key.seed("robust-layout"), coded_bits)
+        cells = np.roll(smooth, (-oy, -ox), axis=(0, 1))[::2, ::2] * sign * lay.pn
+        data = lay.data_index >= 0
+        soft = np.bincount(lay.data_index[data], weights=cells[data], minlength=coded_bits)
+        info = ecc.decode(soft.astype(np.float64)) ^ _scramble(key, message_bytes + TAG_BYTES)
+        raw = ecc.bits_to_bytes(info)
+        message, tag = raw[:message_bytes], raw[message_bytes:]
+        guess = guess or message[:PAYLOAD_BYTES]
+        if not hmac.compare_digest(tag, _tag(key, message)):
+            continue
+        errors = int(np.count_nonzero((soft > 0) != (_coded_bits(key, message) == 1)))
+        polarity = 1 if sign >= 0 else -1
+        if message_bytes == PAYLOAD_BYTES:
+            return _Decoded(message, errors, None, None, polarity), message
+        flags, digest = message[PAYLOAD_BYTES], message[PAYLOAD_BYTES + FLAG_BYTES :]
+        return _Decoded(message[:PAYLOAD_BYTES], errors, flags, digest, polarity), message[:PAYLOAD_BYTES]
+    return None, guess
 
 
 def _padded_spectrum(f: F32) -> tuple[F32, F32]:
@@ -490,15 +614,15 @@ def read_robust(frame: npt.NDArray[Any], key: WatermarkKey) -> RobustReading:
     bases = np.array([np.stack(c, axis=1) for c in candidates[:MAX_ATTEMPTS]])
     bases = bases[np.abs(np.linalg.det(bases)) > 1e-6]
     # The strongest autocorrelation lattice is right for almost every marked image: try it first.
-    payload, errors, best_z, guess = _try_decode(_fold(f, bases[0, :, 0], bases[0, :, 1]), key)
-    if payload is not None:
-        return RobustReading(True, payload, errors, _confidence(best_z), best_z, payload)
+    decoded, best_z, guess = _try_decode(_fold(f, bases[0, :, 0], bases[0, :, 1]), key)
+    if decoded is not None:
+        return _reading(decoded, best_z, frame, key)
     # An image that was neither cropped nor resized keeps the lattice its size implies. Only a verified
     # tag counts from this attempt, so the score distribution of unmarked images is unchanged.
     if found:
-        payload, errors, z, _ = _try_decode(_fold(f, np.array([default, 0.0]), np.array([0.0, default])), key)
-        if payload is not None:
-            return RobustReading(True, payload, errors, _confidence(z), z, payload)
+        decoded, z, _ = _try_decode(_fold(f, np.array([default, 0.0]), np.array([0.0, default])), key)
+        if decoded is not None:
+            return _reading(decoded, z, frame, key)
     # Otherwise rank the other candidates, and those of a scale and rotation search, by the sync score
     # read off the image spectrum, and fold only the best few.
     spec = _padded_spectrum(f)
@@ -507,9 +631,28 @@ def read_robust(frame: npt.NDArray[Any], key: WatermarkKey) -> RobustReading:
     bases = np.concatenate([bases[1:], _searched_lattices(f, spec, seed, low, high, default)])
     scores = _comb_scores(spec, bases, seed)
     for i in np.argsort(scores)[::-1][:FOLDS]:
-        payload, errors, z, attempt = _try_decode(_fold(f, bases[i, :, 0], bases[i, :, 1]), key)
+        decoded, z, attempt = _try_decode(_fold(f, bases[i, :, 0], bases[i, :, 1]), key)
         if z > best_z:
             best_z, guess = z, attempt
-        if payload is not None:
-            return RobustReading(True, payload, errors, _confidence(z), z, payload)
+        if decoded is not None:
+            return _reading(decoded, z, frame, key)
     return RobustReading(False, None, None, _confidence(best_z), best_z, guess)
+
+
+def _reading(decoded: _Decoded, z: float, frame: npt.NDArray[Any], key: WatermarkKey) -> RobustReading:
+    """The reading of a verified message, with the carried hash compared to the image read."""
+    distance = None
+    if decoded.digest is not None:
+        distance = hash_distance(decoded.digest, content_hash(frame, key, polarity=decoded.polarity))
+    return RobustReading(
+        True,
+        decoded.payload,
+        decoded.errors,
+        _confidence(z),
+        z,
+        decoded.payload,
+        flags=decoded.flags,
+        content_hash=decoded.digest,
+        polarity=decoded.polarity,
+        content_distance=distance,
+    )
