@@ -528,16 +528,16 @@ def run_content_hash() -> str:
         "gamma0.8": lambda a: (255 * (a / 255.0) ** 0.8).astype(np.uint8),
         "screenshot": lambda a: _jpeg(_resize(a, 0.6), 80),
     }
-    hashes = [
-        content_hash(im.frame(0), KEY, polarity=-1 if im.photometric is Photometric.MONOCHROME1 else 1) for im in images
-    ]
+    polarity = [-1 if im.photometric is Photometric.MONOCHROME1 else 1 for im in images]
+    hashes = [content_hash(im.frame(0), KEY, polarity=p) for im, p in zip(images, polarity, strict=True)]
     genuine: dict[str, list[int]] = defaultdict(list)
-    for im, h in zip(images, hashes, strict=True):
+    for im, p in zip(images, polarity, strict=True):
+        stored = content_hash(im.frame(0), KEY)  # what embed puts in the payload
         marked = embed(replace(im, was_color=False), KEY, "BENCH", layers="robust")
-        genuine["marked, native"].append(hash_distance(h, content_hash(marked.frame(0), KEY)))
-        eight = render(marked)  # MONOCHROME1 is inverted here, so the hash is of the shown polarity
+        genuine["marked, native"].append(hash_distance(stored, content_hash(marked.frame(0), KEY)))
+        eight = render(marked)  # MONOCHROME1 is inverted here: the reader finds polarity -1
         for name, attack in genuine_attacks.items():
-            genuine[name].append(hash_distance(h, content_hash(attack(eight), KEY)))
+            genuine[name].append(hash_distance(stored, content_hash(attack(eight), KEY, polarity=p)))
     impostor = [
         hash_distance(hashes[i], hashes[j])
         for i in range(len(images))
