@@ -557,27 +557,29 @@ def _signature_state(evidence: Evidence, policy: Policy, reasons: list[Reason]) 
     untrusted: list[SignatureInfo] = []
     for s in signatures:
         integrity = str(s.integrity)
-        where = "" if s.location is None else f" (item-level, in {s.location})"
-        if integrity in _PROVES_CHANGE:
-            if s.trusted:
-                altered.append(s)
-            else:
-                doubtful = True
-                reasons.append(
-                    Reason(
-                        ReasonCode.SIGNATURE_UNTRUSTED_INVALID,
-                        f"signature by {_signer(s)}{where} does not match the data ({s.reason}), but its signer is "
-                        f"not trusted ({s.trust_reason}): this proves nothing about the image either way",
-                        Layer.SIGNATURE,
-                    )
+        where = _item_note(s)
+        if integrity != "intact" and not s.trusted:
+            # A stranger's signature that does not hold proves nothing, in either direction.
+            doubtful = True
+            reasons.append(
+                Reason(
+                    ReasonCode.SIGNATURE_UNTRUSTED_INVALID,
+                    f"signature by {_signer(s)}{where} is invalid ({s.reason}) and its signer is not trusted "
+                    f"({s.trust_reason}): it proves nothing about the image, neither tampering nor origin",
+                    Layer.SIGNATURE,
                 )
+            )
+            continue
+        if integrity in _PROVES_CHANGE:
+            altered.append(s)
             continue
         if integrity == "not-signers-key":
             doubtful = True
             reasons.append(
                 Reason(
                     ReasonCode.SIGNATURE_FORGED,
-                    f"signature claiming to be by {_signer(s)}{where} was not made with that signer's key: {s.reason}",
+                    f"signature claiming to be by {_signer(s)}{where} was not made with that signer's key "
+                    f"({s.reason}): someone other than the signer put it there",
                     Layer.SIGNATURE,
                 )
             )
@@ -672,7 +674,9 @@ def _signature_state(evidence: Evidence, policy: Policy, reasons: list[Reason]) 
     return _Sig.UNTRUSTED
 
 
-_PROVES_CHANGE = frozenset({"data-changed", "encoding-changed", "element-removed"})
+# Integrity outcomes that, for a trusted signer, mean the signed content changed (ECDSA's "mismatch" too:
+# it cannot be told from a forgery, but the rule for a trusted signature that fails is tampered).
+_PROVES_CHANGE = frozenset({"data-changed", "encoding-changed", "element-removed", "mismatch"})
 _WEAK_PREFIX = "it relies on legacy cryptography"
 _REVOCATION_PREFIX = "revocation"
 _PIXEL_DATA = 0x7FE00010

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from evidence_builders import block, detection, mark, signed, unsigned
+from evidence_builders import block, detection, mark, signature_row, signed, unsigned
 
 from radproof.check import Evidence, Policy, ReasonCode, VerdictKind, check, policy_for_profile
 
@@ -205,3 +205,46 @@ def test_bad_policies_are_refused(kwargs: dict[str, object]) -> None:
 def test_unknown_profile_is_refused() -> None:
     with pytest.raises(ValueError, match="pacs"):
         policy_for_profile("hospital")
+
+
+def test_nothing_anyone_can_add_turns_a_synthetic_verdict_into_a_passing_one() -> None:
+    """A generated image with what an attacker can add (alone and combined) still fails."""
+    import itertools
+
+    from radproof.provenance.verifier import Integrity
+
+    additions = [
+        signature_row(trusted=False),  # a stranger's valid signature
+        signature_row(trusted=False, integrity=Integrity.NOT_SIGNERS_KEY),  # a stranger's broken one
+        signature_row(integrity=Integrity.NOT_SIGNERS_KEY),  # the trusted certificate, a bogus value
+        signature_row(integrity=Integrity.UNVERIFIABLE),
+        signature_row(covers=(0x7FE00010,)),  # a trusted signature over the pixels only (copied pixels)
+        signature_row(location="IconImageSequence[0]"),  # an item-level signature
+    ]
+    marks = [None, mark(fragile=False), mark(fragile=False, confidence=0.2), mark(found=False)]
+    for count in range(1, 4):
+        for rows in itertools.combinations(additions, count):
+            for watermark in marks:
+                evidence = Evidence(signature=signed(rows=rows), watermark=watermark, detection=detection("synthetic"))
+                for policy in (None, policy_for_profile("pacs"), policy_for_profile("legacy")):
+                    verdict = check(evidence, policy)
+                    assert not verdict.passed, (rows, watermark, verdict.verdict)
+
+
+def test_a_strangers_broken_signature_is_suspect_never_tampered() -> None:
+    from radproof.provenance.verifier import Integrity
+
+    for integrity in (Integrity.DATA_CHANGED, Integrity.NOT_SIGNERS_KEY, Integrity.UNVERIFIABLE):
+        genuine = signature_row()
+        stranger = signature_row(trusted=False, integrity=integrity)
+        kind, codes, _ = verdict_of(signature=signed(rows=(genuine, stranger)))
+        assert kind is VerdictKind.SUSPECT and "untrusted-invalid-signature" in codes
+
+
+def test_a_trusted_signature_that_changed_is_tampered_unless_another_covers_everything() -> None:
+    from radproof.provenance.verifier import Integrity
+
+    old = signature_row(integrity=Integrity.DATA_CHANGED)
+    assert verdict_of(signature=signed(rows=(old,)))[0] is VerdictKind.TAMPERED
+    kind, codes, _ = verdict_of(signature=signed(rows=(old, signature_row())))
+    assert kind is VerdictKind.SUSPECT and "signature-superseded" in codes

@@ -127,4 +127,6 @@ def signature_line(n: int, s: dict[str, Any]) -> str:
         text += ", checked at the trusted timestamp"
     if s.get("weaknesses"):
         text += "; legacy: " + "; ".join(s["weaknesses"])
+    if s.get("warnings"):
+        text += "; note: " + "; ".join(s["warnings"])
     return text

@@ -17,6 +17,7 @@ from pydicom.pixels.processing import apply_color_lut
 from pydicom.pixels.utils import pixel_array
 from pydicom.uid import UID
 
+from radproof.dicom_encoding import encoding_problem
 from radproof.errors import InputError, ResourceLimitError, UnsupportedError
 from radproof.fileio import source_bytes
 from radproof.imaging.codestreams import check_inflated_size, deflated_body_offset, frame_size
@@ -66,6 +67,9 @@ def read_dataset(
                 raise InputError(f"{label}: corrupt DICOM file ({_short(exc)})") from None
         except Exception as exc:
             raise InputError(f"{label}: corrupt DICOM file ({_short(exc)})") from None
+        problem = encoding_problem(ds)  # before the touch below decodes every raw element
+        if problem:
+            raise InputError(f"{label}: {problem}")
         try:
             # Touch every element so that a truncated or malformed value fails here, not later.
             for _ in ds.iterall():

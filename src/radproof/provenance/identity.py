@@ -19,15 +19,12 @@ so a crafted key file cannot make radproof compute for hours.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from asn1crypto import algos as asn1_algos
-from asn1crypto import core as asn1_core
-from asn1crypto import keys as asn1_keys
-from asn1crypto import pem as asn1_pem
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -155,16 +152,25 @@ _SCRYPT_OID = "1.3.6.1.4.1.11591.4.11"  # RFC 7914
 _SALT_BYTES = 16  # NIST SP 800-132 asks for at least 128 bits
 
 
-class _ScryptParams(asn1_core.Sequence):  # type: ignore[misc]  # asn1crypto is untyped
-    """scrypt-params (RFC 7914, section 7.1)."""
+@functools.cache
+def _scrypt_params() -> Any:
+    """scrypt-params (RFC 7914, section 7.1) as an asn1crypto type, built on first use.
 
-    _fields = [  # noqa: RUF012 (asn1crypto's declaration style)
-        ("salt", asn1_core.OctetString),
-        ("cost_parameter", asn1_core.Integer),
-        ("block_size", asn1_core.Integer),
-        ("parallelization_parameter", asn1_core.Integer),
-        ("key_length", asn1_core.Integer, {"optional": True}),
-    ]
+    The ASN.1 machinery loads only when a key file is written or inspected: verifying a signature
+    imports this module for certificates alone.
+    """
+    from asn1crypto import core as asn1_core
+
+    class ScryptParams(asn1_core.Sequence):  # type: ignore[misc]  # asn1crypto is untyped
+        _fields = [  # noqa: RUF012 (asn1crypto's declaration style)
+            ("salt", asn1_core.OctetString),
+            ("cost_parameter", asn1_core.Integer),
+            ("block_size", asn1_core.Integer),
+            ("parallelization_parameter", asn1_core.Integer),
+            ("key_length", asn1_core.Integer, {"optional": True}),
+        ]
+
+    return ScryptParams
 
 
 @dataclass(frozen=True)
@@ -239,6 +245,11 @@ def encrypt_private_key(key: rsa.RSAPrivateKey, passphrase: bytes, encryption: K
     ``cryptography`` only writes PKCS#8 with a fixed, low PBKDF2 count, so the PBES2 structure is
     built here (RFC 8018 appendix A.4 and C; scrypt parameters per RFC 7914 section 7).
     """
+    from asn1crypto import algos as asn1_algos
+    from asn1crypto import core as asn1_core
+    from asn1crypto import keys as asn1_keys
+    from asn1crypto import pem as asn1_pem
+
     enc = encryption or DEFAULT_KEY_ENCRYPTION
     if not passphrase:
         raise PassphraseError("an empty passphrase is not allowed for a private key")
@@ -262,7 +273,7 @@ def encrypt_private_key(key: rsa.RSAPrivateKey, passphrase: bytes, encryption: K
     elif enc.scheme == "scrypt":
         _check_scrypt_cost(enc, "the requested key encryption")
         secret = Scrypt(salt=salt, length=32, n=enc.n, r=enc.r, p=enc.p).derive(passphrase)
-        params = _ScryptParams(
+        params = _scrypt_params()(
             {"salt": salt, "cost_parameter": enc.n, "block_size": enc.r, "parallelization_parameter": enc.p}
         )
         kdf = asn1_algos.KdfAlgorithm({"algorithm": _SCRYPT_OID, "parameters": params})
@@ -299,6 +310,8 @@ def inspect_key_encryption(data: bytes, *, where: str = "the key file") -> KeyEn
         The KDF asks for an absurd cost (more than 10 million iterations, scrypt N above 2^20, ...):
         refused before anything is derived.
     """
+    from asn1crypto import pem as asn1_pem
+
     try:
         blocks = list(asn1_pem.unarmor(data, multiple=True)) if asn1_pem.detect(data) else []
     except (ValueError, TypeError):
@@ -319,6 +332,8 @@ def inspect_key_encryption(data: bytes, *, where: str = "the key file") -> KeyEn
 
 
 def _pkcs8_encryption(der: bytes, where: str) -> KeyEncryption:
+    from asn1crypto import keys as asn1_keys
+
     try:
         alg = asn1_keys.EncryptedPrivateKeyInfo.load(der)["encryption_algorithm"]
         name = alg["algorithm"].native
@@ -333,7 +348,7 @@ def _pkcs8_encryption(der: bytes, where: str) -> KeyEncryption:
             if kdf_name == "pbkdf2":
                 enc = KeyEncryption("pbkdf2", iterations=int(alg.kdf_iterations), prf=str(alg.kdf_hmac), cipher=cipher)
             elif kdf_name == _SCRYPT_OID:
-                sp = _ScryptParams.load(kdf["parameters"].dump())
+                sp = _scrypt_params().load(kdf["parameters"].dump())
                 enc = KeyEncryption(
                     "scrypt",
                     n=int(sp["cost_parameter"].native),

@@ -37,6 +37,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
+from radproof.dicom_encoding import encoding_problem
 from radproof.errors import InputError, RadproofError
 from radproof.provenance import dicom_signature as stream
 from radproof.provenance.codes import MIN_RSA_BITS, MacAlgorithm, der_without_padding, purpose_name
@@ -241,7 +242,7 @@ def verify_dataset(
 def _verify(
     ds: Dataset, trust: TrustStore | None, now: dt.datetime | None, values: stream.FileValues | None
 ) -> VerificationResult:
-    problem = _encoding_problem(ds)
+    problem = encoding_problem(ds)
     if problem:
         raise InputError(problem)
     try:
@@ -250,37 +251,6 @@ def _verify(
         raise
     except Exception as exc:  # pydicom parses lazily: a corrupt element surfaces here, not on read
         raise InputError(f"corrupt DICOM file: {type(exc).__name__}: {str(exc)[:200]}") from None
-
-
-def _encoding_problem(ds: Dataset) -> str | None:
-    """Why the declared transfer syntax does not describe the bytes as they were read (None when it does).
-
-    pydicom guesses the encoding when the declaration is wrong, and records on each element read how it
-    was actually decoded. A signature must not be judged on a guess: another reader may decode the same
-    bytes differently, and see other values than the ones verified.
-    """
-    meta = getattr(ds, "file_meta", None)
-    uid = meta.get("TransferSyntaxUID") if meta is not None else None
-    if uid is None:
-        return None
-    syntax = UID(str(uid))
-    if not syntax.is_transfer_syntax or syntax.is_deflated:
-        return None
-    for _, raw in ds.items():
-        if not isinstance(raw, RawDataElement):
-            continue  # built or decoded in memory: nothing read, nothing to compare
-        if raw.is_implicit_VR != syntax.is_implicit_VR or raw.is_little_endian != syntax.is_little_endian:
-            found = (
-                ("implicit" if raw.is_implicit_VR else "explicit")
-                + " VR "
-                + ("little" if raw.is_little_endian else "big")
-                + " endian"
-            )
-            return (
-                f"the transfer syntax {syntax.name or syntax} does not match the encoded bytes ({found}): "
-                "the file is malformed and its signatures cannot be judged"
-            )
-    return None
 
 
 def _verify_all(
