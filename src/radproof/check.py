@@ -783,11 +783,12 @@ def _watermark_state(evidence: Evidence, policy: Policy, reasons: list[Reason]) 
                 Reason(
                     ReasonCode.WATERMARK_FRAGILE_MISSING,
                     f"the robust watermark{about} says a fragile layer was embedded, but it is gone: the "
-                    "pixels were rewritten after marking",
+                    "pixels were rewritten after marking (a lossy export or an edit; which one, the mark "
+                    "cannot tell)",
                     Layer.WATERMARK,
                 )
             )
-            return _Mark.TAMPERED
+            return _Mark.WEAK
         reasons.append(
             Reason(
                 ReasonCode.WATERMARK_FRAGILE_MISSING,

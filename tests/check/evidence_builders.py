@@ -8,7 +8,6 @@ from radproof.provenance.trust import Revocation
 from radproof.provenance.verifier import Integrity
 from radproof.watermark import TamperedBlock, WatermarkReading
 
-
 #: What the hand-built signed image holds: a few protected attributes and the pixel data.
 PRESENT = (0x00080018, 0x00100010, 0x00100020, 0x00280010, 0x00280011, 0x7FE00010)
 PIXEL_DATA = 0x7FE00010
@@ -80,6 +79,9 @@ def mark(
     blocks: list[TamperedBlock] | None = None,
     fragile: bool = True,
     binding_ok: bool | None = True,
+    header_bound: bool | None = None,
+    fragile_expected: bool = False,
+    content_match: bool | None = None,
 ) -> WatermarkReading:
     fragile = fragile and found
     return WatermarkReading(
@@ -94,6 +96,9 @@ def mark(
         fragile_found=fragile,
         binding_ok=binding_ok if fragile else None,
         block_size=32 if fragile else None,
+        header_bound=header_bound if fragile else None,
+        fragile_expected=fragile_expected,
+        content_match=content_match,
     )
 
 

@@ -248,3 +248,34 @@ def test_a_trusted_signature_that_changed_is_tampered_unless_another_covers_ever
     assert verdict_of(signature=signed(rows=(old,)))[0] is VerdictKind.TAMPERED
     kind, codes, _ = verdict_of(signature=signed(rows=(old, signature_row())))
     assert kind is VerdictKind.SUSPECT and "signature-superseded" in codes
+
+
+def test_a_watermark_vouches_for_a_dicom_header_only_when_it_binds_it() -> None:
+    opt_in = Policy(watermark_authenticates=True)
+    dicom = {"has_header": True, "detection": detection("real")}
+    # A mark from before header binding (header_bound None) proves the pixels, never the header.
+    v = check(Evidence(watermark=mark(), **dicom), opt_in)  # type: ignore[arg-type]
+    assert v.verdict is VerdictKind.UNVERIFIED and "vouches for the pixels only" in v.reasons[0].message
+    assert check(Evidence(watermark=mark(header_bound=True), **dicom), opt_in).verdict is VerdictKind.AUTHENTIC  # type: ignore[arg-type]
+    edited = check(Evidence(watermark=mark(header_bound=False), **dicom), opt_in)  # type: ignore[arg-type]
+    assert edited.verdict is VerdictKind.SUSPECT and edited.reasons[0].code is ReasonCode.WATERMARK_HEADER_CHANGED
+
+
+def test_a_fragile_layer_that_should_be_there_and_is_not_is_suspect_never_unverified() -> None:
+    gone = mark(fragile=False, fragile_expected=True, content_match=True)
+    kind, codes, _ = verdict_of(watermark=gone, detection=detection("uncertain"))
+    assert kind is VerdictKind.SUSPECT and "watermark-fragile-missing" in codes
+    header_only = mark(found=False, fragile_expected=True)
+    kind, codes, _ = verdict_of(watermark=header_only, detection=detection("uncertain"))
+    assert kind is VerdictKind.SUSPECT and "watermark-fragile-missing" in codes
+
+
+def test_a_robust_mark_that_does_not_match_its_image_is_a_copy_and_counts_for_nothing() -> None:
+    copied = mark(fragile=False, content_match=False)
+    kind, codes, _ = verdict_of(watermark=copied, detection=detection("uncertain"))
+    assert kind is VerdictKind.SUSPECT and codes[0] == "watermark-copied"
+    kind, _, passed = verdict_of(watermark=copied, detection=detection("synthetic"))
+    assert kind is VerdictKind.SYNTHETIC and not passed
+    # Even an intact-looking fragile layer does not rescue a mark that is not this image's.
+    kind, codes, _ = verdict_of(Policy(watermark_authenticates=True), watermark=mark(content_match=False))
+    assert kind is VerdictKind.SUSPECT and "watermark-copied" in codes

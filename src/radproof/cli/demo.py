@@ -275,7 +275,8 @@ def _story_archive(story: Story) -> None:
         "capture-signed.dcm": "authentic",  # trusted capture signature, intact fragile mark
         "capture-tampered.dcm": "tampered",  # signature and fragile mark both broken
         "capture-resigned-untrusted.dcm": "tampered",  # a new signature cannot mend the fragile mark
-        "capture-export.jpg": "suspect",  # robust mark proves origin; pixels unproven, detector disagrees
+        # A robust mark hints at origin but can be copied, so it never stands against the detector.
+        "capture-export.jpg": "synthetic",
         "capture-unsigned.dcm": "synthetic",  # no provenance, and the phantom is indeed computer-made
         "generated-1024.png": "synthetic",  # a generator-like image made for the demo
     }
