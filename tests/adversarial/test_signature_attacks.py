@@ -74,6 +74,7 @@ def test_removing_a_signed_attribute_is_tampered(lab: Lab, original: Path, tmp_p
     [
         ("VOILUTFunction", "SIGMOID", "VOILUTFunction (0028,1056)"),
         ("ImageLaterality", "L", "ImageLaterality (0020,0062)"),
+        ("ShutterShape", "RECTANGULAR", "ShutterShape (0018,1600)"),
         ("EstimatedRadiographicMagnificationFactor", 1.5, "EstimatedRadiographicMagnificationFactor (0018,1114)"),
     ],
 )

@@ -164,6 +164,7 @@ _KEYWORDS = (
     "FieldOfViewRotation",
     "FieldOfViewHorizontalFlip",
     "ImageRotation",
+    "ImageHorizontalFlip",
     # Spacing and calibration: what the picture measures
     "PixelSpacing",
     "ImagerPixelSpacing",
@@ -185,9 +186,31 @@ _KEYWORDS = (
     "WindowWidth",
     "WindowCenterWidthExplanation",
     "VOILUTFunction",
+    "SoftcopyVOILUTSequence",
+    "PixelIntensityRelationship",
+    "PixelIntensityRelationshipSign",  # -1 shows the image inverted
+    "PixelPresentation",
+    "RecommendedViewingMode",
     "PresentationLUTShape",
     "PresentationLUTSequence",
     "MaskSubtractionSequence",
+    # Display shutters: what part of the image a viewer blanks out
+    "ShutterShape",
+    "ShutterLeftVerticalEdge",
+    "ShutterRightVerticalEdge",
+    "ShutterUpperHorizontalEdge",
+    "ShutterLowerHorizontalEdge",
+    "CenterOfCircularShutter",
+    "RadiusOfCircularShutter",
+    "VerticesOfThePolygonalShutter",
+    "ShutterPresentationValue",
+    "ShutterPresentationColorCIELabValue",
+    "ShutterOverlayGroup",
+    # Multi-frame functional groups: per-frame spacing, LUTs and transformations live here
+    "SharedFunctionalGroupsSequence",
+    "PerFrameFunctionalGroupsSequence",
+    "PixelDataProviderURL",  # pixels fetched from elsewhere
+    "SeriesDescription",
     # Annotations drawn over the image
     "GraphicAnnotationSequence",
     "DisplayedAreaSelectionSequence",
