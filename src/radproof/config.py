@@ -121,6 +121,7 @@ class TrustSettings(_Section):
     )
     tsa: list[Path] = Field(default_factory=list, description="anchors for RFC 3161 timestamp authorities (PEM)")
     allow_leaf_anchors: bool = Field(default=False, description="accept a signer's own certificate as an anchor")
+    ocsp: bool = Field(default=True, description="ask the OCSP responder a certificate names when no CRL settles it")
 
     @field_validator("ca", "crl", "tsa", mode="before")
     @classmethod

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import http.server
 import json
 import shutil
 import subprocess
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from radproof.cli import main
 from radproof.imaging.phantom import simulate
@@ -279,3 +281,98 @@ def make_timestamp_token(signature: bytes, when: dt.datetime, tsa: Path) -> byte
         }
     )
     return bytes(cms.ContentInfo({"content_type": "signed_data", "content": signed}).dump())
+
+
+# --- an OCSP responder of our own (RFC 6960 over HTTP on the loopback) -----------------------------------------
+
+
+@dataclass
+class Responder:
+    """A local OCSP responder for the hospital CA: ``revoked`` serials answer revoked, others good."""
+
+    url: str
+    revoked: dict[int, dt.datetime]
+    sign_with: Path  # the CA folder whose key signs answers (a rogue one forges them)
+    calls: list[int]
+
+
+@pytest.fixture()
+def responder(lab: Lab) -> Iterator[Responder]:
+    from cryptography.x509 import ocsp
+
+    state = Responder("", {}, lab.ca, [])
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            request = ocsp.load_der_ocsp_request(body)
+            state.calls.append(request.serial_number)
+            ca_cert, ca_key = load_ca(state.sign_with, CA_PW)
+            issuer, _ = load_ca(lab.ca, CA_PW)
+            subject = _find_issued(lab, request.serial_number)
+            now = dt.datetime.now(dt.UTC)
+            revoked_at = state.revoked.get(request.serial_number)
+            builder = ocsp.OCSPResponseBuilder().add_response(
+                cert=subject,
+                issuer=issuer,
+                algorithm=hashes.SHA1(),
+                cert_status=ocsp.OCSPCertStatus.REVOKED if revoked_at else ocsp.OCSPCertStatus.GOOD,
+                this_update=now - dt.timedelta(minutes=1),
+                next_update=now + dt.timedelta(hours=1),
+                revocation_time=revoked_at,
+                revocation_reason=None,
+            )
+            answer = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, ca_cert).sign(ca_key, hashes.SHA256())
+            data = answer.public_bytes(serialization.Encoding.DER)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/ocsp-response")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/ocsp"
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+_ISSUED: dict[int, x509.Certificate] = {}  # what the responder can answer about
+
+
+def _find_issued(lab: Lab, serial: int) -> x509.Certificate:
+    return _ISSUED[serial]
+
+
+def ocsp_identity(lab: Lab, folder: Path, url: str, name: str = "Olga Online") -> tuple[Path, x509.Certificate]:
+    """An identity whose certificate names ``url`` as its OCSP responder (and the CA publishes no CRL)."""
+    ca_cert, ca_key = load_ca(lab.ca, CA_PW)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=BITS)
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=2))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=True)
+        .add_extension(
+            x509.AuthorityInformationAccess(
+                [x509.AccessDescription(AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(url))]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    _ISSUED[cert.serial_number] = cert
+    return _write_identity(folder, cert, key), cert

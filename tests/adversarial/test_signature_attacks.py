@@ -23,7 +23,18 @@ from radproof.cli import main
 from radproof.provenance import Purpose, Role, issue_identity, load_identity, sign_dataset, sign_file
 from radproof.provenance.identity import load_ca
 
-from .conftest import CA_PW, FAST, ID_PW, Checker, Lab, dcmsign, dcmsign_sign, make_timestamp_token
+from .conftest import (
+    CA_PW,
+    FAST,
+    ID_PW,
+    Checker,
+    Lab,
+    Responder,
+    dcmsign,
+    dcmsign_sign,
+    make_timestamp_token,
+    ocsp_identity,
+)
 
 pytestmark = pytest.mark.usefixtures("dcmtk")
 
@@ -422,6 +433,39 @@ def test_the_pacs_profile_fails_without_a_current_crl(
     # The default profile reports the missing CRL without failing on it.
     relaxed = check_file(signed, trust=lone_ca)
     assert relaxed.verdict == "authentic" and "no CRL" in relaxed.text
+
+
+def test_ocsp_settles_revocation_where_the_certificate_names_a_responder(
+    lab: Lab, original: Path, tmp_path: Path, check_file: Checker, responder: Responder
+) -> None:
+    ident, cert = ocsp_identity(lab, tmp_path / "online", responder.url)
+    signed = dcmsign_sign(original, tmp_path / "online.dcm", ident, "+m2")
+    lone_ca = tmp_path / "anchor" / "ca.pem"  # no CRL: only the responder can settle revocation
+    lone_ca.parent.mkdir()
+    lone_ca.write_bytes(lab.ca_pem.read_bytes())
+    good = check_file(signed, "--profile", "pacs", trust=lone_ca)
+    assert good.verdict == "authentic" and responder.calls, good.text
+    responder.revoked[cert.serial_number] = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    revoked = check_file(signed, trust=lone_ca)
+    assert revoked.verdict == "suspect" and "revoked" in revoked.text and "(OCSP)" in revoked.text
+    # A forged answer (signed by a key the issuer never authorised) is no answer at all.
+    responder.revoked.clear()
+    responder.sign_with = lab.root / "rogue-ca"
+    forged = check_file(signed, "--profile", "pacs", trust=lone_ca)
+    assert forged.verdict == "suspect" and "revocation-unchecked" in forged.codes, forged.text
+    assert "not signed by the issuer" in forged.text
+
+
+def test_an_unreachable_responder_leaves_revocation_unknown(
+    lab: Lab, original: Path, tmp_path: Path, check_file: Checker
+) -> None:
+    ident, _ = ocsp_identity(lab, tmp_path / "offline", "http://127.0.0.1:9/ocsp")  # the discard port
+    signed = dcmsign_sign(original, tmp_path / "offline.dcm", ident, "+m2")
+    lone_ca = tmp_path / "anchor" / "ca.pem"
+    lone_ca.parent.mkdir()
+    lone_ca.write_bytes(lab.ca_pem.read_bytes())
+    result = check_file(signed, "--profile", "pacs", trust=lone_ca)
+    assert result.verdict == "suspect" and "did not answer" in result.text, result.text
 
 
 # --- certificates and algorithms ------------------------------------------------------------------------------

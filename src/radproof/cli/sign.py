@@ -97,6 +97,9 @@ def verify_command(
         None, "--tsa-trust", help="CA certificate(s) of timestamp authorities; without it, checked as of now."
     ),
     json_out: bool = typer.Option(False, "--json", help="One JSON object per file (JSON Lines)."),
+    no_ocsp: bool = typer.Option(
+        False, "--no-ocsp", help="Do not ask the OCSP responder a certificate names (CRLs only)."
+    ),
 ) -> None:
     """Verify the digital signatures of DICOM files against a trusted CA.
 
@@ -113,10 +116,13 @@ def verify_command(
     from concurrent.futures import ThreadPoolExecutor
 
     from radproof.errors import RadproofError
+    from radproof.netio import fetch_ocsp
     from radproof.provenance.trust import TrustStore
     from radproof.provenance.verifier import verify_file
 
-    store = TrustStore.from_files(trust, crl=list(crl) if crl else None, tsa=list(tsa_trust or ()))
+    store = TrustStore.from_files(
+        trust, crl=list(crl) if crl else None, tsa=list(tsa_trust or ()), ocsp=None if no_ocsp else fetch_ocsp
+    )
 
     def check(path: Path) -> VerificationResult | RadproofError:
         try:

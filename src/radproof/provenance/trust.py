@@ -8,7 +8,7 @@ not for clocks, so a TSA is never trusted because it happens to be issued by the
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -19,10 +19,17 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
 from radproof.errors import KeyFileError
+from radproof.provenance import ocsp_check
 from radproof.provenance.codes import MIN_RSA_BITS
 from radproof.provenance.identity import CRL, load_certificates, load_crl, subject_name
 
+#: Fetches an OCSP response: (responder URL, DER request) -> DER response. The trust store does no network
+#: I/O of its own; a shell passes one in (``radproof.netio.fetch_ocsp``).
+OcspFetch = Callable[[str, bytes], bytes]
+
 MAX_CHAIN = 8
+#: How far an OCSP response's thisUpdate may lie in the future (clock skew).
+_OCSP_SKEW = dt.timedelta(minutes=5)
 _MAX_CHECKED = 4096
 _WEAK_CERT_HASHES = {"sha1", "md5"}
 
@@ -86,9 +93,14 @@ class TrustStore:
     tsa_anchors: tuple[x509.Certificate, ...] = ()
     #: Where the CRLs came from (for messages only).
     crl_sources: tuple[str, ...] = ()
+    #: Asked where a certificate names an OCSP responder and no current CRL settles its status.
+    ocsp: OcspFetch | None = field(default=None, compare=False)
     # Signature checks already done (certificate by issuer, CRL by issuer): a batch of files signed by the same
     # people checks each link once. Only outcomes of pure functions of the keys are kept.
     _checked: dict[tuple[object, ...], bool] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _ocsp_cache: dict[tuple[object, ...], ocsp_check.Answer] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def from_files(
@@ -100,6 +112,7 @@ class TrustStore:
         tsa: str | Path | Sequence[str | Path] | None = None,
         default_crl: bool = True,
         allow_leaf_anchors: bool = False,
+        ocsp: OcspFetch | None = None,
     ) -> TrustStore:
         """Anchors from a PEM file (one or more CA certificates), CRLs from PEM or DER files.
 
@@ -112,6 +125,8 @@ class TrustStore:
             PEM files with the anchors that timestamp authorities must chain to.
         allow_leaf_anchors
             Accept an end-entity certificate as an anchor (pinning one signer). Off by default: an anchor is a CA.
+        ocsp
+            How to ask an OCSP responder (see :data:`OcspFetch`); None: OCSP is not used.
         """
         anchors = tuple(load_certificates(ca_pem))
         for cert in anchors:
@@ -133,6 +148,7 @@ class TrustStore:
             crls=tuple(load_crl(p) for p in crl_paths),
             tsa_anchors=tsa_anchors,
             crl_sources=tuple(str(p) for p in crl_paths),
+            ocsp=ocsp,
         )
 
     def evaluate(
@@ -240,7 +256,43 @@ class TrustStore:
                     state = Revocation.STALE
             else:
                 state = Revocation.GOOD
+        if state is not Revocation.GOOD and self.ocsp is not None:
+            answer, revoked = self._ask_ocsp(cert, issuer, at, now, warnings)
+            if revoked or answer is Revocation.GOOD:
+                return answer, revoked
         return state, None  # UNKNOWN is reported through the decision's revocation field
+
+    def _ask_ocsp(
+        self,
+        cert: x509.Certificate,
+        issuer: x509.Certificate,
+        at: dt.datetime,
+        now: dt.datetime,
+        warnings: list[str],
+    ) -> tuple[Revocation, str | None]:
+        """The certificate's status from the OCSP responder it names (UNKNOWN when none answers soundly)."""
+        urls = ocsp_check.responder_urls(cert)
+        if not urls or self.ocsp is None:
+            return Revocation.UNKNOWN, None
+        key = ("ocsp", cert, issuer)
+        cached = self._ocsp_cache.get(key)
+        if cached is not None and (cached.next_update is None or cached.next_update >= now):
+            answer = cached
+        else:
+            answer = ocsp_check.ask(cert, issuer, urls, self.ocsp, now)
+            if answer.problem is None:
+                if len(self._ocsp_cache) >= _MAX_CHECKED:
+                    self._ocsp_cache.clear()
+                self._ocsp_cache[key] = answer
+        if answer.problem:
+            warnings.append(f"OCSP: {answer.problem}")
+            return Revocation.UNKNOWN, None
+        if answer.revoked_at is not None and answer.revoked_at <= at:
+            return Revocation.REVOKED, f"was revoked on {answer.revoked_at:%Y-%m-%d %H:%M:%S} UTC (OCSP)"
+        if answer.unknown:
+            warnings.append("OCSP: the responder does not know the certificate")
+            return Revocation.UNKNOWN, None
+        return Revocation.GOOD, None
 
 
 def _paths(value: str | Path | Sequence[str | Path] | None) -> list[str | Path]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,6 +59,7 @@ class Layers:
                     crl=list(settings.trust.crl) or None,
                     tsa=list(settings.trust.tsa),
                     allow_leaf_anchors=settings.trust.allow_leaf_anchors,
+                    ocsp=_ocsp_fetch() if settings.trust.ocsp else None,
                 )
                 for ca in settings.trust.ca
             ]
@@ -92,6 +94,12 @@ class Layers:
             show_phi=settings.report.show_phi,
             detector=settings.detector.model,
         )
+
+
+def _ocsp_fetch() -> Callable[[str, bytes], bytes]:
+    from radproof.netio import fetch_ocsp
+
+    return fetch_ocsp
 
 
 @dataclass

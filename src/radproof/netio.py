@@ -1,0 +1,35 @@
+"""The network I/O radproof does on a user's behalf, in one place, bounded in time and size.
+
+The core never opens a connection: what needs the network (OCSP) takes one of these functions.
+"""
+
+from __future__ import annotations
+
+import urllib.request
+from urllib.parse import urlsplit
+
+#: An OCSP response is a few kilobytes; more is not an OCSP response.
+MAX_OCSP_RESPONSE = 64 * 1024
+OCSP_TIMEOUT_S = 5.0
+
+
+def fetch_ocsp(url: str, request: bytes, *, timeout: float = OCSP_TIMEOUT_S) -> bytes:
+    """POST a DER OCSP request to ``url`` (http or https) and return the DER response.
+
+    Raises
+    ------
+    OSError
+        The responder cannot be reached, answers with an HTTP error, or sends too much.
+    ValueError
+        ``url`` is not an http(s) URL.
+    """
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise ValueError(f"OCSP responder {url!r} is not an http(s) URL")
+    post = urllib.request.Request(  # noqa: S310 (scheme checked above)
+        url, data=request, headers={"Content-Type": "application/ocsp-request"}, method="POST"
+    )
+    with urllib.request.urlopen(post, timeout=timeout) as answer:  # noqa: S310
+        data = bytes(answer.read(MAX_OCSP_RESPONSE + 1))
+    if len(data) > MAX_OCSP_RESPONSE:
+        raise OSError(f"the OCSP responder at {url} sent more than {MAX_OCSP_RESPONSE} bytes")
+    return data
