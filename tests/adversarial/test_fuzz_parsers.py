@@ -105,11 +105,6 @@ def _bounded(call: Callable[[], object], limit: int = PEAK_BYTES) -> None:
     assert peak < limit, f"{peak / 2**20:.0f} MiB allocated"
 
 
-@pytest.mark.xfail(
-    reason="verify_file reads a shifted file's bogus lengths through a BufferedReader, which allocates the "
-    "declared length up front (1.2 GiB for a 10 kB file); to be bounded in radproof.provenance.signer",
-    strict=False,
-)
 @FUZZ
 @given(data=st.data())
 def test_verify_file_on_mutated_signed_dicom(

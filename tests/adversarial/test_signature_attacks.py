@@ -509,3 +509,19 @@ def test_a_short_rsa_key_is_never_authentic_by_default(
     signed = dcmsign_sign(original, tmp_path / "short.dcm", lab.short_key, "+m2")
     result = check_file(signed)
     assert result.verdict == "suspect" and "1024" in result.text, result.text
+
+
+def test_markup_and_control_characters_in_certificate_fields_are_shown_not_obeyed(
+    lab: Lab, original: Path, tmp_path: Path, check_file: Checker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from .conftest import odd_certificate
+
+    hostile = "[/][bold red]Dr. Trusted[/] \x1b[2J"
+    ident = odd_certificate(tmp_path / "hostile", lab.root / "rogue-ca", hostile)
+    signed = dcmsign_sign(original, tmp_path / "hostile.dcm", ident, "+m2")
+    out = check_file(signed)
+    assert out.verdict == "suspect" and "[/][bold red]Dr. Trusted[/]" in out.text and "\x1b" not in out.text
+    capsys.readouterr()
+    assert main(["verify", str(signed), "--trust", str(lab.ca_pem)]) == 1
+    said = capsys.readouterr()
+    assert "\x1b" not in said.out and "Traceback" not in said.out + said.err

@@ -13,7 +13,7 @@ import sys
 import typer
 
 from radproof import __version__
-from radproof.cli._common import Exit, err_console
+from radproof.cli._common import Exit, err_console, shown
 from radproof.errors import RadproofError
 
 app = typer.Typer(
@@ -72,7 +72,7 @@ def _run(argv: list[str] | None) -> int:
         if isinstance(code, int):
             return code
     except RadproofError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
+        err_console.print(f"[bold red]error:[/] {shown(exc)}")
         return int(Exit.USAGE)
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
@@ -88,7 +88,7 @@ def _run(argv: list[str] | None) -> int:
         if callable(show):
             show()
         else:
-            err_console.print(f"[bold red]error:[/] {exc}")
+            err_console.print(f"[bold red]error:[/] {shown(exc)}")
         return int(Exit.USAGE)
     return 0
 

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from radproof.cli._check_options import (
     ConfigOpt,
@@ -20,7 +19,7 @@ from radproof.cli._check_options import (
     passphrase_for,
     settings_from_options,
 )
-from radproof.cli._common import Exit, console, err_console, print_json_line
+from radproof.cli._common import Exit, console, err_console, print_json_line, shown
 
 _COLOURS = {
     "authentic": "green",
@@ -73,7 +72,7 @@ def check_command(
             if json_out:
                 print_json_line({"path": str(path), "verdict": None, "error": str(exc)})
             else:
-                err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
+                err_console.print(f"[bold red]error:[/] {shown(exc)}")
             records.append({"path": str(path), "status": "error", "error": str(exc)})
             continue
         record = gathered.record()
@@ -91,7 +90,7 @@ def check_command(
 
         written = write_report(records, report, show_phi=settings.report.show_phi, previews=pictures)
         if not json_out:
-            console.print(f"report: {written}")
+            console.print(f"report: {shown(written)}")
     raise typer.Exit(int(code))
 
 
@@ -100,17 +99,17 @@ def _print_human(record: dict[str, Any], show_phi: bool) -> None:
     verdict = str(record["verdict"])
     colour = _COLOURS.get(verdict, "white")
     status = "passed" if record["passed"] else "FAILED"
-    console.print(f"[bold]{escape(str(record['path']))}[/]: [bold {colour}]{verdict.upper()}[/] ({status})")
+    console.print(f"[bold]{shown(record['path'])}[/]: [bold {colour}]{verdict.upper()}[/] ({status})")
     for reason in record["reasons"]:
-        console.print(f"  - {escape(reason)}")
+        console.print(f"  - {shown(reason)}")
     signature = record.get("signature") or {}
     for n, s in enumerate(signature.get("signatures") or (), 1):
-        console.print("  " + escape(signature_line(n, s)))
+        console.print("  " + shown(signature_line(n, s)))
     unsigned = signature.get("unsigned_elements") or []
     if signature.get("signatures") and unsigned:
-        console.print(f"  not covered by any trusted signature ({len(unsigned)}): " + escape(", ".join(unsigned)))
+        console.print(f"  not covered by any trusted signature ({len(unsigned)}): " + shown(", ".join(unsigned)))
     if show_phi and record.get("patient"):
-        console.print("  patient: " + escape(", ".join(f"{k} {v}" for k, v in record["patient"].items())))
+        console.print("  patient: " + shown(", ".join(f"{k} {v}" for k, v in record["patient"].items())))
 
 
 def signature_line(n: int, s: dict[str, Any]) -> str:

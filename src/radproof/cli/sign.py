@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.markup import escape
 
-from radproof.cli._common import Exit, console, err_console, print_json_line, read_passphrase
+from radproof.cli._common import Exit, console, err_console, print_json_line, read_passphrase, shown
 
 _MAX_VERIFY_THREADS = 8
 
@@ -136,7 +135,7 @@ def verify_command(
     with ThreadPoolExecutor(max_workers=_verify_workers(len(files))) as pool:
         for path, result in zip(files, pool.map(check, files), strict=True):
             if isinstance(result, RadproofError):
-                err_console.print(f"[bold red]error:[/] {escape(str(result))}")
+                err_console.print(f"[bold red]error:[/] {shown(result)}")
                 worst = Exit.USAGE
                 if json_out:
                     print_json_line(
@@ -175,7 +174,7 @@ def _show(result: VerificationResult) -> None:
     from radproof.provenance.verifier import describe_tag
 
     colour = {"valid": "green", "invalid": "red", "unsigned": "yellow"}[result.status]
-    console.print(f"[bold]{escape(str(result.path))}[/]: [bold {colour}]{result.status.upper()}[/]")
+    console.print(f"[bold]{shown(result.path)}[/]: [bold {colour}]{result.status.upper()}[/]")
     if not result.signatures:
         console.print("  no digital signature in this file")
         return
@@ -184,10 +183,10 @@ def _show(result: VerificationResult) -> None:
         table.add_column(column)
     for n, sig in enumerate(result.signatures, 1):
         table.add_row(
-            str(n) if sig.location is None else f"{n} ({escape(sig.location)})",
-            escape(sig.signer or "?"),
-            escape(sig.role or "-"),
-            escape(sig.purpose or "-"),
+            str(n) if sig.location is None else f"{n} ({shown(sig.location)})",
+            shown(sig.signer or "?"),
+            shown(sig.role or "-"),
+            shown(sig.purpose or "-"),
             _when(sig.datetime),
             _when(sig.timestamp),
             f"[green]{sig.integrity}[/]" if sig.valid else f"[red]{sig.integrity}[/]",
@@ -198,14 +197,14 @@ def _show(result: VerificationResult) -> None:
     for n, sig in enumerate(result.signatures, 1):
         if sig.reason:
             style = "yellow" if sig.ok else "red"
-            console.print(f"  [{style}]signature {n}: {escape(sig.reason)}[/]")
+            console.print(f"  [{style}]signature {n}: {shown(sig.reason)}[/]")
         if sig.trust_reason and sig.trust_reason != sig.reason:
-            console.print(f"  [red]signature {n}: not trusted: {escape(sig.trust_reason)}[/]")
+            console.print(f"  [red]signature {n}: not trusted: {shown(sig.trust_reason)}[/]")
     if result.unsigned_elements:
         names = ", ".join(describe_tag(t) for t in result.unsigned_elements)
         console.print(
             f"  [yellow]{len(result.unsigned_elements)} element(s) not covered by any valid trusted "
-            f"signature:[/] {escape(names)}"
+            f"signature:[/] {shown(names)}"
         )
 
 

@@ -22,7 +22,7 @@ import io
 import os
 import struct
 from collections.abc import Iterable, Iterator
-from typing import Any, TypeGuard
+from typing import Any, BinaryIO, TypeGuard, cast
 
 from pydicom.charset import convert_encodings
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
@@ -326,7 +326,7 @@ def _streamable(raw: RawDataElement) -> bool:
     return raw.length != _UNDEFINED or raw.tag == PIXEL_DATA
 
 
-def load_unstreamed(ds: Dataset, fh: io.BufferedReader) -> None:
+def load_unstreamed(ds: Dataset, fh: io.BufferedIOBase) -> None:
     """Read now, from ``fh``, every deferred top-level value the stream cannot read in chunks itself.
 
     The value is read the way the parser would have read it (a file cut short gives a short value), so the
@@ -338,7 +338,7 @@ def load_unstreamed(ds: Dataset, fh: io.BufferedReader) -> None:
             continue
         fh.seek(raw.value_tell)
         if raw.length == _UNDEFINED:
-            value = read_undefined_length_value(fh, raw.is_little_endian, SequenceDelimiterTag, None)
+            value = read_undefined_length_value(cast(BinaryIO, fh), raw.is_little_endian, SequenceDelimiterTag, None)
         else:
             value = fh.read(raw.length)
         ds[tag] = raw._replace(value=value)
@@ -347,7 +347,7 @@ def load_unstreamed(ds: Dataset, fh: io.BufferedReader) -> None:
 class FileValues:
     """Deferred values read from the open file into one reused buffer (the file is the caller's to close)."""
 
-    def __init__(self, fh: io.BufferedReader) -> None:
+    def __init__(self, fh: io.BufferedIOBase) -> None:
         self._fh = fh
         self._size = os.fstat(fh.fileno()).st_size
         self._buffer = memoryview(bytearray(_CHUNK))
@@ -374,7 +374,7 @@ class FileValues:
         damaged file gives the same reason as when the value is held in memory.
         """
         self._fh.seek(offset)
-        value = read_undefined_length_value(self._fh, True, SequenceDelimiterTag, defer_size=1)
+        value = read_undefined_length_value(cast(BinaryIO, self._fh), True, SequenceDelimiterTag, defer_size=1)
         if value is not None:  # the parser's fallback read it whole
             yield from _items(_fragments(value))
             return

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import os
 import secrets
+import stat
 import struct
 import warnings
 from collections.abc import Iterator
@@ -188,20 +190,69 @@ def _parse(source: Any, head: bytes, label: str, defer_size: int | None = None) 
     return ds
 
 
-def _open_input(path: Path) -> io.BufferedReader:
+def _open_input(path: Path) -> CappedReader:
     if not path.is_file():
-        read_input_bytes(path)  # raises the InputError that says why (missing, a folder, no permission)
+        read_input_bytes(path)  # raises the InputError that says why (missing, a folder, a FIFO, no permission)
     return _open(path)
 
 
-def _open(path: Path) -> io.BufferedReader:
+def _open(path: Path) -> CappedReader:
     try:
-        return path.open("rb")
+        fh = path.open("rb")
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):  # replaced by a FIFO or a device after the check
+        fh.close()
+        raise InputError(f"{path}: not a regular file")
+    return CappedReader(fh)
 
 
-def _head(fh: io.BufferedReader, path: Path) -> bytes:
+class CappedReader(io.BufferedIOBase):
+    """A file opened for reading whose reads never ask for more than the file still holds.
+
+    A corrupt length field makes pydicom ask for gigabytes; a plain file object allocates what is
+    asked for before finding that the file is shorter. Capped, a 10 kB file costs 10 kB.
+    """
+
+    def __init__(self, fh: io.BufferedReader) -> None:
+        super().__init__()
+        self._fh = fh
+        self._size = os.fstat(fh.fileno()).st_size
+        self.name = fh.name
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fh.fileno()
+
+    def read(self, size: int | None = -1) -> bytes:
+        left = max(0, self._size - self._fh.tell())
+        return self._fh.read(left if size is None or size < 0 else min(size, left))
+
+    def read1(self, size: int = -1) -> bytes:
+        return self.read(size)
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer)
+        left = max(0, self._size - self._fh.tell())
+        return self._fh.readinto(view[: min(len(view), left)])
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._fh.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
+def _head(fh: CappedReader, path: Path) -> bytes:
     """The preamble and prefix (132 bytes), leaving the file at its start."""
     try:
         head = fh.read(132)
