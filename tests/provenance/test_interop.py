@@ -250,9 +250,7 @@ def test_dcmsign_ecdsa_signature_verifies_with_warning(tmp_path: Path, pki: Pki,
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(hours=1))
         .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=True
-        )
+        .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
     ident = tmp_path / "ec"
