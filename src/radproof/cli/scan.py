@@ -15,6 +15,7 @@ from radproof.cli._check_options import (
     PhiOpt,
     ProfileOpt,
     TrustOpt,
+    TsaTrustOpt,
     passphrase_for,
     settings_from_options,
 )
@@ -54,6 +55,7 @@ def scan_command(
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on standard error.")] = True,
     trust: TrustOpt = None,
     crl: CrlOpt = None,
+    tsa_trust: TsaTrustOpt = None,
     key: KeyOpt = None,
     config: ConfigOpt = None,
     profile: ProfileOpt = None,
@@ -80,6 +82,7 @@ def scan_command(
         profile=profile,
         show_phi=show_phi,
         scan={"workers": workers, "scheduler": scheduler},
+        tsa=tsa_trust,
     )
     summary = scan_paths(
         sources,

@@ -221,15 +221,23 @@ def checks_fingerprint(settings: Settings) -> str:
     """A short digest of everything that decides a check's verdict.
 
     The radproof version, every setting but the ``[scan]`` section (workers and batch sizes change
-    no verdict), and the detector files in use. A scan stamps it on each record, and a resumed scan
-    checks again the files whose record was made with another fingerprint: a new detector or trust
-    store must not leave the old verdicts standing.
+    no verdict), the trust anchors and CRLs as they are now, and the detector files in use. A scan
+    stamps it on each record, and a resumed scan checks again the files whose record was made with
+    another fingerprint: a new detector, trust store or revocation must not leave old verdicts standing.
     """
     from radproof import __version__
     from radproof.detect.detector import detector_folder
 
     digest = hashlib.sha256(__version__.encode() + b"\0")
     digest.update(settings.model_dump_json(exclude={"scan"}).encode() + b"\0")
+    # Trust anchors and revocation lists: a certificate revoked since the last run must not stay authentic.
+    trust_files = [*settings.trust.ca, *settings.trust.crl, *settings.trust.tsa]
+    trust_files += [Path(ca).parent / "crl.pem" for ca in settings.trust.ca]
+    for path in trust_files:
+        try:
+            digest.update(str(path).encode() + b"\0" + Path(path).read_bytes())
+        except OSError:
+            digest.update(str(path).encode() + b"\0absent")
     base = detector_folder(settings.detector.model)
     # The calibration (JSON) and the network (ONNX) decide the detector's verdicts.
     for path in sorted([*base.glob("*.json"), *base.glob("*.onnx")]):
