@@ -25,7 +25,7 @@ from asn1crypto import cms, tsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, padding, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from radproof.cli import main
@@ -64,7 +64,7 @@ class Lab:
         return self.tsa_ca / "ca.pem"
 
 
-def _write_identity(folder: Path, cert: x509.Certificate, key: rsa.RSAPrivateKey) -> Path:
+def _write_identity(folder: Path, cert: x509.Certificate, key: rsa.RSAPrivateKey | dsa.DSAPrivateKey) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     (folder / "key.pem").write_bytes(
@@ -87,10 +87,13 @@ def odd_certificate(
     ekus: list[x509.ObjectIdentifier] | None = None,
     ca: bool = False,
     valid_from: dt.timedelta = dt.timedelta(days=2),
+    use_dsa: bool = False,
 ) -> Path:
     """An identity issued by the CA in ``ca_dir`` with the extensions an attacker or a sloppy CA chooses."""
     ca_cert, ca_key = load_ca(ca_dir, CA_PW)
-    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    key: rsa.RSAPrivateKey | dsa.DSAPrivateKey = (
+        dsa.generate_private_key(key_size=2048) if use_dsa else rsa.generate_private_key(65537, bits)
+    )
     now = dt.datetime.now(dt.UTC)
     builder = (
         x509.CertificateBuilder()

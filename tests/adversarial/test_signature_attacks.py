@@ -503,6 +503,27 @@ def test_legacy_macs_are_never_authentic_by_default(
     assert all("legacy" in r for r in legacy.record["reasons"] if "signature" in r)  # type: ignore[union-attr]
 
 
+def test_a_dsa_signer_is_never_authentic_by_default(
+    lab: Lab, original: Path, tmp_path: Path, check_file: Checker
+) -> None:
+    from .conftest import odd_certificate
+
+    ident = odd_certificate(tmp_path / "dsa", lab.ca, "Dora DSA", use_dsa=True)
+    signed = dcmsign_sign(original, tmp_path / "dsa.dcm", ident, "+m2")
+    result = check_file(signed)
+    assert result.verdict == "suspect" and "signature-weak-algorithm" in result.codes, result.text
+    assert "DSA" in result.text
+
+
+def test_a_signer_certificate_may_be_pinned_as_anchor_only_when_asked(
+    lab: Lab, original: Path, tmp_path: Path, check_file: Checker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    signed = signed_by_tech(lab, original, tmp_path)
+    monkeypatch.setenv("RADPROOF_TRUST__ALLOW_LEAF_ANCHORS", "true")
+    pinned = check_file(signed, trust=lab.tech / "cert.pem")
+    assert pinned.verdict == "authentic", pinned.text
+
+
 def test_a_short_rsa_key_is_never_authentic_by_default(
     lab: Lab, original: Path, tmp_path: Path, check_file: Checker
 ) -> None:
