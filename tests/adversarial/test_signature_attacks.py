@@ -230,6 +230,26 @@ def test_a_transfer_syntax_that_lies_about_the_bytes_is_an_error(
         assert "does not match the encoded bytes" in said.out + said.err
 
 
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_a_second_copy_of_a_signed_element_is_an_error(
+    lab: Lab, original: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    """Two PatientName elements: one reader shows the signed one, another the forged one."""
+    data = signed_by_tech(lab, original, tmp_path).read_bytes()
+    at = data.index(b"\x10\x00\x10\x00PN")
+    end = at + 8 + int.from_bytes(data[at + 6 : at + 8], "little")
+    forged_name = b"\x10\x00\x10\x00PN" + (8).to_bytes(2, "little") + b"Evil^Dr "
+    doubled = data[:at] + forged_name + data[at:] if where == "before" else data[:end] + forged_name + data[end:]
+    path = tmp_path / "doubled.dcm"
+    path.write_bytes(doubled)
+    for command in (["check", "--json"], ["verify"], ["detect"]):
+        capsys.readouterr()
+        extra = [] if command[0] == "detect" else ["--trust", str(lab.ca_pem)]
+        assert main([command[0], str(path), *extra, *command[1:]]) == 2, command
+        said = capsys.readouterr()
+        assert "(0010,0010) is repeated" in said.out + said.err
+
+
 # --- signatures anyone can add --------------------------------------------------------------------------------
 
 

@@ -17,7 +17,7 @@ from pydicom.pixels.processing import apply_color_lut
 from pydicom.pixels.utils import pixel_array
 from pydicom.uid import UID
 
-from radproof.dicom_encoding import encoding_problem
+from radproof.dicom_encoding import element_order_problem, encoding_problem
 from radproof.errors import InputError, ResourceLimitError, UnsupportedError
 from radproof.fileio import source_bytes
 from radproof.imaging.codestreams import check_inflated_size, deflated_body_offset, frame_size
@@ -54,6 +54,9 @@ def read_dataset(
     if body is not None:
         # pydicom inflates a deflated dataset whole, as soon as it reads the meta information.
         check_inflated_size(data, body, max_input_bytes(), label)
+    problem = element_order_problem(io.BytesIO(data))
+    if problem:
+        raise InputError(f"{label}: {problem}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:

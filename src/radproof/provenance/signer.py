@@ -22,6 +22,7 @@ from pydicom.dataset import Dataset, FileDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import generate_uid
 
+from radproof.dicom_encoding import element_order_problem
 from radproof.errors import InputError, PolicyError
 from radproof.fileio import atomic_write_bytes, read_input_bytes
 from radproof.provenance import dicom_signature as stream
@@ -172,6 +173,9 @@ def open_for_verification(path: Path, label: str) -> Iterator[tuple[FileDataset,
 
 
 def _parse(source: Any, head: bytes, label: str, defer_size: int | None = None) -> FileDataset:
+    problem = element_order_problem(source)
+    if problem:
+        raise InputError(f"{label}: {problem}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
