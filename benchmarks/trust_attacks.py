@@ -121,6 +121,10 @@ def build(root: Path) -> list[tuple[str, Path, list[str]]]:
     from radproof.provenance import revoke_identity
 
     revoke_identity(revoked, root / "ca", CA_PW)
+    data = signed.read_bytes()
+    at = data.index(b"\x10\x00\x10\x00PN")
+    forged_name = b"\x10\x00\x10\x00PN" + (8).to_bytes(2, "little") + b"Evil^Dr "
+    (root / "doubled.dcm").write_bytes(data[:at] + forged_name + data[at:])
     lone = root / "anchor"
     lone.mkdir()
     (lone / "ca.pem").write_bytes((root / "ca" / "ca.pem").read_bytes())
@@ -146,6 +150,7 @@ def build(root: Path) -> list[tuple[str, Path, list[str]]]:
         ),
         ("protected attribute smuggled in with VR UN", root / "un.dcm", []),
         ("lossless RLE transcode of a signed image", edited("rle.dcm", rle), []),
+        ("a second, forged PatientName before the signed one", root / "doubled.dcm", []),
         (
             "bogus signature by a stranger on a genuine image",
             edited("bogus.dcm", lambda d: bogus(d, rogue / "cert.pem")),

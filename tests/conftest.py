@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -28,3 +29,12 @@ def shared_dicoms(xray_dir: Path) -> list[Path]:
     if not files:
         pytest.skip("no DICOM samples in the shared data")
     return files
+
+
+@pytest.fixture(scope="session")
+def dcmtk() -> str:
+    """DCMTK's dcmsign, the interoperability peer; tests that need it skip, saying why, without it."""
+    path = shutil.which("dcmsign")
+    if path is None:
+        pytest.skip("DCMTK dcmsign is not installed (apt-get install dcmtk)")
+    return path

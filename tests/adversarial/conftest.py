@@ -12,7 +12,6 @@ import datetime as dt
 import hashlib
 import http.server
 import json
-import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -88,6 +87,7 @@ def odd_certificate(
     ca: bool = False,
     valid_from: dt.timedelta = dt.timedelta(days=2),
     use_dsa: bool = False,
+    ocsp_url: str | None = None,
 ) -> Path:
     """An identity issued by the CA in ``ca_dir`` with the extensions an attacker or a sloppy CA chooses."""
     ca_cert, ca_key = load_ca(ca_dir, CA_PW)
@@ -111,15 +111,13 @@ def odd_certificate(
         )
     if ekus:
         builder = builder.add_extension(x509.ExtendedKeyUsage(ekus), critical=False)
+    if ocsp_url:
+        where = x509.UniformResourceIdentifier(ocsp_url)
+        builder = builder.add_extension(
+            x509.AuthorityInformationAccess([x509.AccessDescription(AuthorityInformationAccessOID.OCSP, where)]),
+            critical=False,
+        )
     return _write_identity(folder, builder.sign(ca_key, hashes.SHA256()), key)
-
-
-@pytest.fixture(scope="session")
-def dcmtk() -> str:
-    path = shutil.which("dcmsign")
-    if path is None:
-        pytest.skip("DCMTK dcmsign is not installed (apt-get install dcmtk)")
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -355,27 +353,8 @@ def _find_issued(lab: Lab, serial: int) -> x509.Certificate:
 
 
 def ocsp_identity(lab: Lab, folder: Path, url: str, name: str = "Olga Online") -> tuple[Path, x509.Certificate]:
-    """An identity whose certificate names ``url`` as its OCSP responder (and the CA publishes no CRL)."""
-    ca_cert, ca_key = load_ca(lab.ca, CA_PW)
-    key = rsa.generate_private_key(public_exponent=65537, key_size=BITS)
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=2))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=True)
-        .add_extension(
-            x509.AuthorityInformationAccess(
-                [x509.AccessDescription(AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(url))]
-            ),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
+    """An identity whose certificate names ``url`` as its OCSP responder (which can then answer about it)."""
+    odd_certificate(folder, lab.ca, name, ocsp_url=url)
+    cert = x509.load_pem_x509_certificate((folder / "cert.pem").read_bytes())
     _ISSUED[cert.serial_number] = cert
-    return _write_identity(folder, cert, key), cert
+    return folder, cert

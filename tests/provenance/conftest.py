@@ -66,14 +66,6 @@ class Pki:
 
 
 @pytest.fixture(scope="session")
-def dcmtk() -> str:
-    path = shutil.which("dcmsign")
-    if path is None:
-        pytest.skip("DCMTK dcmsign is not installed (apt-get install dcmtk)")
-    return path
-
-
-@pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     root = tmp_path_factory.mktemp("pki")
     init_ca(root / "ca", "Test Hospital CA", CA_PW, key_bits=BITS, encryption=FAST_KEYS)

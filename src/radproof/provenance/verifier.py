@@ -259,8 +259,8 @@ def _verify_all(
     when = now or dt.datetime.now(dt.UTC)
     reports: list[SignatureReport] = []
     covered: set[int] = set()
+    params = _sequence_items(ds, stream.MAC_PARAMETERS_SEQUENCE)
     for item in _sequence_items(ds, stream.DIGITAL_SIGNATURES_SEQUENCE):
-        params = _sequence_items(ds, stream.MAC_PARAMETERS_SEQUENCE)
         report = _verify_one(ds, item, params, trust, when, values, None)
         reports.append(report)
         if report.ok:
