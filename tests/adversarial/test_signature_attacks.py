@@ -250,6 +250,65 @@ def test_a_second_copy_of_a_signed_element_is_an_error(
         assert "(0010,0010) is repeated" in said.out + said.err
 
 
+def test_an_unknown_vr_code_is_a_clear_error_or_listed(
+    lab: Lab, original: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    signed = signed_by_tech(lab, original, tmp_path)
+    ds = pydicom.dcmread(signed)
+    ds.add_new(0x00091010, "LO", "x" * 4)  # a private element, rewritten below with the VR "ZZ"
+    ds.add_new(0x00090010, "LO", "ACME")
+    ds.save_as(tmp_path / "zz-src.dcm")
+    data = (tmp_path / "zz-src.dcm").read_bytes()
+    written = b"\x09\x00\x10\x10LO\x04\x00xxxx"
+    assert data.count(written) == 1
+    (tmp_path / "zz.dcm").write_bytes(data.replace(written, b"\x09\x00\x10\x10ZZ\x04\x00xxxx"))
+    capsys.readouterr()
+    code = main(["check", str(tmp_path / "zz.dcm"), "--trust", str(lab.ca_pem), "--json"])
+    said = capsys.readouterr()
+    assert "Traceback" not in said.out + said.err
+    record = json.loads(said.out.splitlines()[-1])
+    if code == 2:
+        assert record["error"]
+    else:
+        assert record["verdict"] != "tampered" and "(0009,1010)" in " ".join(record["signature"]["unsigned_elements"])
+
+
+def test_deeply_nested_sequences_and_many_signatures_cannot_exhaust_radproof(
+    lab: Lab, original: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    signed = signed_by_tech(lab, original, tmp_path)
+    ds = pydicom.dcmread(signed)
+    item = ds.DigitalSignaturesSequence[0]
+    ds.DigitalSignaturesSequence = Sequence([item] * 200)  # 200 copies of one signature over the pixels
+    ds.save_as(tmp_path / "many.dcm")
+    capsys.readouterr()
+    assert main(["verify", str(tmp_path / "many.dcm"), "--trust", str(lab.ca_pem)]) == 2
+    assert "more than 64 signatures" in capsys.readouterr().err
+    # 5000 sequences nested in one another, written by hand (pydicom's writer itself gives up).
+    sq = b"\x40\x00\x30\xa7SQ\x00\x00\xff\xff\xff\xff" + b"\xfe\xff\x00\xe0\xff\xff\xff\xff"
+    end = b"\xfe\xff\x0d\xe0\x00\x00\x00\x00" + b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+    data = signed.read_bytes()
+    at = data.index(b"\x50\x20\x20\x00")  # (2050,0020): (0040,A730) goes just before it
+    (tmp_path / "deep.dcm").write_bytes(data[:at] + sq * 5000 + end * 5000 + data[at:])
+    for command in ("check", "verify"):
+        capsys.readouterr()
+        assert main([command, str(tmp_path / "deep.dcm"), "--trust", str(lab.ca_pem)]) == 2
+        said = capsys.readouterr()
+        assert "error:" in said.err and "Traceback" not in said.out + said.err
+
+
+def test_a_signature_that_lists_the_pixel_data_twice_is_not_hashed_twice(
+    lab: Lab, original: Path, tmp_path: Path, check_file: Checker
+) -> None:
+    signed = signed_by_tech(lab, original, tmp_path)
+    ds = pydicom.dcmread(signed)
+    params = ds.MACParametersSequence[0]
+    params.DataElementsSigned = [*params.DataElementsSigned, 0x7FE00010, 0x7FE00010]
+    ds.save_as(tmp_path / "twice.dcm")
+    out = check_file(tmp_path / "twice.dcm")
+    assert out.verdict == "suspect" and "signature-unverifiable" in out.codes and "ascending" in out.text
+
+
 # --- signatures anyone can add --------------------------------------------------------------------------------
 
 

@@ -66,6 +66,9 @@ _IMPLICIT_OR_BIG = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.2"}
 CLOCK_SKEW = dt.timedelta(minutes=5)
 #: Sequence nesting searched for item-level signatures.
 _MAX_DEPTH = 8
+#: Signatures checked on one object: each one hashes what it covers, so thousands of copies of a signature
+#: over the pixel data would cost thousands of passes over them. Real objects carry one to a few.
+MAX_SIGNATURES = 64
 
 
 class Integrity(StrEnum):
@@ -259,16 +262,21 @@ def _verify_all(
     when = now or dt.datetime.now(dt.UTC)
     reports: list[SignatureReport] = []
     covered: set[int] = set()
-    params = _sequence_items(ds, stream.MAC_PARAMETERS_SEQUENCE)
-    for item in _sequence_items(ds, stream.DIGITAL_SIGNATURES_SEQUENCE):
-        report = _verify_one(ds, item, params, trust, when, values, None)
-        reports.append(report)
-        if report.ok:
-            covered.update(report.elements_signed)
-    for location, holder in _nested_signatures(ds, "", 0):
+    found: list[tuple[Dataset, Dataset, str | None]] = [
+        (ds, item, None) for item in _sequence_items(ds, stream.DIGITAL_SIGNATURES_SEQUENCE)
+    ]
+    for where, holder in _nested_signatures(ds, "", 0):
+        found.extend((holder, item, where) for item in _sequence_items(holder, stream.DIGITAL_SIGNATURES_SEQUENCE))
+        if len(found) > MAX_SIGNATURES:
+            break
+    if len(found) > MAX_SIGNATURES:
+        raise InputError(f"the object holds more than {MAX_SIGNATURES} signatures; radproof checks at most that many")
+    for holder, item, location in found:
         params = _sequence_items(holder, stream.MAC_PARAMETERS_SEQUENCE)
-        for item in _sequence_items(holder, stream.DIGITAL_SIGNATURES_SEQUENCE):
-            reports.append(_verify_one(holder, item, params, trust, when, None, location))
+        report = _verify_one(holder, item, params, trust, when, values if location is None else None, location)
+        reports.append(report)
+        if report.ok and location is None:
+            covered.update(report.elements_signed)
     present = tuple(int(t) for t in sorted(ds.keys()) if stream.is_signable_tag(int(t)))
     unsignable = tuple(t for t in present if _vr(ds, t) == "UN")
     unsigned = tuple(t for t in present if t not in covered)
@@ -415,6 +423,11 @@ def _verify_checked(
         )
     param = matching[0]
     facts.elements = tuple(_tag_list(param.get("DataElementsSigned")))
+    if any(b <= a for a, b in zip(facts.elements, facts.elements[1:], strict=False)):
+        # PS3.15 lists them ascending, each once; a repeat would be hashed again (and again).
+        return facts.report(
+            unverifiable, "Data Elements Signed is not in ascending order, or repeats a tag", trusted, trust_reason
+        )
     try:
         algorithm = MacAlgorithm(_text(param, "MACAlgorithm") or "")
     except ValueError:
