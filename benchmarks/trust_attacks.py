@@ -196,7 +196,7 @@ def verdict(src: Path | None, path: Path, ca: Path, extra: list[str]) -> str:
         return f"error (exit {done.returncode})"
     record = json.loads(lines[-1])
     if record.get("verdict") is None:
-        return "error: " + str(record.get("error", ""))[:60]
+        return f"input error (exit {done.returncode})"
     return str(record["verdict"])
 
 
