@@ -187,3 +187,24 @@ def test_train_with_the_network_end_to_end(tmp_path: Path, xray_dir: Path) -> No
     config = json.loads((out / "detector.json").read_text())
     assert config["model"]["file"] == "detector.onnx" and (out / "detector.onnx").is_file()
     assert not (out / "pairs.npz").exists()
+
+
+def test_detect_uses_the_configured_detector_like_check(
+    phantom_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After `radproof adapt`, RADPROOF_DETECTOR__MODEL reaches `detect` as it reaches `check`."""
+    import shutil
+
+    from radproof.detect.detector import detector_folder
+
+    site = tmp_path / "site-detector"
+    shutil.copytree(detector_folder(None), site)
+    monkeypatch.setenv("RADPROOF_DETECTOR__MODEL", str(site))
+    capsys.readouterr()
+    main(["detect", str(phantom_file), "--json"])
+    configured = json.loads(capsys.readouterr().out)
+    main(["detect", str(phantom_file), "--json", "--model", str(site)])
+    assert json.loads(capsys.readouterr().out) == configured
+    (site / "detector.json").write_text("{ not json")  # the configured folder is the one read
+    assert main(["detect", str(phantom_file)]) == 2
+    assert "site-detector" in capsys.readouterr().err

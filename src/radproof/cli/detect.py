@@ -26,7 +26,10 @@ def detect_command(
     explain: Annotated[
         Path | None, typer.Option("--explain", help="Write a heatmap PNG per file into this folder.")
     ] = None,
-    model: Annotated[Path | None, typer.Option("--model", help="Detector folder (default: the shipped one).")] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", help="Detector folder (default: [detector] model of the configuration, else shipped)."),
+    ] = None,
 ) -> None:
     """Estimate whether radiographs are AI-generated. Exit 1 when any is judged synthetic."""
     from radproof.detect import Detector
@@ -37,6 +40,12 @@ def detect_command(
         if explain.exists() and not explain.is_dir():
             raise InputError(f"--explain {explain} is not a folder")
         explain.mkdir(parents=True, exist_ok=True)
+    if model is None:
+        # The same detector as `check` and `scan`: [detector] model in the configuration, or
+        # RADPROOF_DETECTOR__MODEL (what `radproof adapt` tells a site to set).
+        from radproof.config import load_settings
+
+        model = load_settings().detector.model
     detector = Detector.load(model)
     files = _expand_folders(files)
     used: set[str] = set()  # heatmap names: two a.png in different folders must not overwrite each other
