@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import stat
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from radproof.errors import InputError
 
@@ -46,20 +48,7 @@ def read_input_bytes(path: str | os.PathLike[str], *, limit: int | None = None) 
 
     cap = max_input_bytes() if limit is None else min(limit, max_input_bytes())
     label = display_path(path)
-    try:
-        # stat first: opening a device can have effects of its own (a tape rewinds on close).
-        _refuse_special(os.stat(path).st_mode, label)
-        # O_NONBLOCK: should a FIFO replace the file after the stat, opening it must not wait for a
-        # writer; fstat then tells what was really opened.
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    except FileNotFoundError:
-        raise InputError(f"{label}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{label} is a folder, not a file") from None
-    except PermissionError:
-        raise InputError(f"{label}: permission denied") from None
-    except OSError as exc:
-        raise InputError(f"{label}: cannot read ({exc.strerror})") from None
+    fd = _open_regular(path, label)
     with os.fdopen(fd, "rb") as fh:
         try:
             st = os.fstat(fd)
@@ -72,6 +61,41 @@ def read_input_bytes(path: str | os.PathLike[str], *, limit: int | None = None) 
     if len(data) > cap:
         raise InputError(f"{label} grew past the limit of {cap} bytes while it was read{_hint(limit)}")
     return data
+
+
+def _open_regular(path: str | os.PathLike[str], label: str) -> int:
+    """A read-only descriptor of ``path``, refused with a clear :class:`InputError` unless a regular file.
+
+    The caller checks ``fstat`` again on the descriptor: what was opened is what counts.
+    """
+    try:
+        # stat first: opening a device can have effects of its own (a tape rewinds on close).
+        _refuse_special(os.stat(path).st_mode, label)
+        # O_NONBLOCK: should a FIFO replace the file after the stat, opening it must not wait for a
+        # writer; fstat then tells what was really opened.
+        return os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise InputError(f"{label}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{label} is a folder, not a file") from None
+    except PermissionError:
+        raise InputError(f"{label}: permission denied") from None
+    except OSError as exc:
+        raise InputError(f"{label}: cannot read ({exc.strerror})") from None
+
+
+def json_line(obj: dict[str, Any]) -> str:
+    """``obj`` as one line of JSON that can always be written as UTF-8.
+
+    Kept readable (``ensure_ascii=False``) unless a value holds a lone surrogate (a file name that
+    is not UTF-8): then every non-ASCII character is written as a ``\\u`` escape, which reads back the same.
+    """
+    text = json.dumps(obj, default=str, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(obj, default=str, ensure_ascii=True)
+    return text + "\n"
 
 
 def _read_at_most(fh: io.BufferedReader, expected: int, cap: int) -> bytes:
@@ -114,13 +138,7 @@ def sha256_file(path: str | os.PathLike[str], *, chunk: int = 1 << 20) -> str:
     import hashlib
 
     label = display_path(path)
-    try:
-        _refuse_special(os.stat(path).st_mode, label)
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    except FileNotFoundError:
-        raise InputError(f"{label}: no such file") from None
-    except OSError as exc:
-        raise InputError(f"{label}: cannot read ({exc.strerror})") from None
+    fd = _open_regular(path, label)
     digest = hashlib.sha256()
     with os.fdopen(fd, "rb", buffering=0) as fh:
         try:

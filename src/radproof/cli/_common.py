@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -13,6 +12,7 @@ from typing import Any
 from rich.console import Console
 
 from radproof.errors import PassphraseError
+from radproof.fileio import json_line
 
 # soft_wrap: a message stays one line in a log or a pipe (Rich would cut it at 80 columns there).
 console = Console(highlight=False, soft_wrap=True)
@@ -68,16 +68,6 @@ def print_json_line(obj: dict[str, Any]) -> None:
     """
     sys.stdout.write(json_line(obj))
     sys.stdout.flush()
-
-
-def json_line(obj: dict[str, Any]) -> str:
-    """``obj`` as one line of JSON that can always be written as UTF-8 (see :func:`print_json_line`)."""
-    text = json.dumps(obj, default=str, ensure_ascii=False)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = json.dumps(obj, default=str, ensure_ascii=True)
-    return text + "\n"
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")

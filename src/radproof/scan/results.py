@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from radproof.errors import InputError
-from radproof.fileio import display_path, sha256_file
+from radproof.fileio import display_path, json_line, sha256_file
 
 
 def read_records(path: str | os.PathLike[str], problems: list[str] | None = None) -> Iterator[dict[str, Any]]:
@@ -56,16 +56,6 @@ def read_records(path: str | os.PathLike[str], problems: list[str] | None = None
 def _note(problems: list[str] | None, path: Path, number: int, what: str) -> None:
     if problems is not None:
         problems.append(f"{display_path(path)} line {number} {what}; skipped (its image is checked again)")
-
-
-def record_line(record: dict[str, Any]) -> str:
-    """One record as a line of JSON; a path that is not UTF-8 is written with \\u escapes (read back the same)."""
-    text = json.dumps(record, default=str, ensure_ascii=False)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = json.dumps(record, default=str, ensure_ascii=True)
-    return text + "\n"
 
 
 def latest_by_path(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -163,7 +153,7 @@ class ResultLog:
         for record in records:
             if self.fingerprint is not None and record.get("status") == "ok":
                 record = {**record, "checked_with": self.fingerprint}
-            self._fh.write(record_line(record))
+            self._fh.write(json_line(record))
             self._remember(record)
         self._sync()
 
