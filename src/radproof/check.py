@@ -704,7 +704,9 @@ def _report_unsigned(result: SignatureEvidence, reasons: list[Reason]) -> None:
     if not unsigned:
         return
     unsignable = {int(t) for t in result.unsignable_elements}
-    note = f" ({len(unsignable)} of them cannot be signed: VR UN)" if unsignable else ""
+    note = (
+        f" ({len(unsignable)} of them cannot be signed at all: VR UN, group lengths and the like)" if unsignable else ""
+    )
     reasons.append(
         Reason(
             ReasonCode.UNSIGNED_ELEMENTS,

@@ -625,3 +625,19 @@ def test_markup_and_control_characters_in_certificate_fields_are_shown_not_obeye
     assert main(["verify", str(signed), "--trust", str(lab.ca_pem)]) == 1
     said = capsys.readouterr()
     assert "\x1b" not in said.out and "Traceback" not in said.out + said.err
+
+
+def test_elements_no_signature_can_cover_are_still_listed(
+    lab: Lab, original: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A group length or a low group element is not signable (PS3.15), so it is listed as unsigned."""
+    signed = signed_by_tech(lab, original, tmp_path)
+    data = signed.read_bytes()
+    at = data.index(b"\x08\x00\x05\x00CS")  # the first data set element, (0008,0005)
+    odd = b"\x06\x00\x10\x00LO\x04\x00ABCD" + b"\x08\x00\x00\x00UL\x04\x00\x00\x00\x00\x00"
+    (tmp_path / "low.dcm").write_bytes(data[:at] + odd + data[at:])
+    capsys.readouterr()
+    assert main(["verify", str(tmp_path / "low.dcm"), "--trust", str(lab.ca_pem), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert {"(0006,0010)", "(0008,0000)"} <= {e.split()[-1] for e in record["unsignable_elements"]}
+    assert {"(0006,0010)", "(0008,0000)"} <= {e.split()[-1] for e in record["unsigned_elements"]}

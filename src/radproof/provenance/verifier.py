@@ -170,7 +170,8 @@ class VerificationResult:
     present_elements
         Every top-level element present, except the signature machinery itself (tags).
     unsignable_elements
-        Present elements that no signature can cover (VR UN): they are in ``unsigned_elements`` too.
+        Present elements that no signature can cover (VR UN, group lengths, groups below 0008, trailing
+        padding): they are in ``unsigned_elements`` too.
     """
 
     path: str | None
@@ -277,8 +278,10 @@ def _verify_all(
         reports.append(report)
         if report.ok and location is None:
             covered.update(report.elements_signed)
-    present = tuple(int(t) for t in sorted(ds.keys()) if stream.is_signable_tag(int(t)))
-    unsignable = tuple(t for t in present if _vr(ds, t) == "UN")
+    # Everything but the signature machinery itself: nothing may escape both the signed set and this list.
+    machinery = (stream.DIGITAL_SIGNATURES_SEQUENCE, stream.MAC_PARAMETERS_SEQUENCE)
+    present = tuple(int(t) for t in sorted(ds.keys()) if int(t) not in machinery)
+    unsignable = tuple(t for t in present if not stream.is_signable_tag(t) or _vr(ds, t) == "UN")
     unsigned = tuple(t for t in present if t not in covered)
     if not reports:
         return VerificationResult(None, "unsigned", (), unsigned, present, unsignable)
