@@ -31,10 +31,20 @@ def shared_dicoms(xray_dir: Path) -> list[Path]:
     return files
 
 
+def _tool(name: str, package: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed (apt-get install {package})")
+    return path
+
+
 @pytest.fixture(scope="session")
 def dcmtk() -> str:
     """DCMTK's dcmsign, the interoperability peer; tests that need it skip, saying why, without it."""
-    path = shutil.which("dcmsign")
-    if path is None:
-        pytest.skip("DCMTK dcmsign is not installed (apt-get install dcmtk)")
-    return path
+    return _tool("dcmsign", "dcmtk")
+
+
+@pytest.fixture(scope="session")
+def openssl() -> str:
+    """The openssl command line, which makes keys and tokens the way other sites do."""
+    return _tool("openssl", "openssl")

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import http.server
 import json
 import subprocess
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, padding, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
+from loopback import DerService, serve
 from radproof.cli import main
 from radproof.imaging.phantom import simulate
 from radproof.provenance import Role, init_ca, issue_identity, revoke_identity
@@ -303,14 +302,15 @@ def responder(lab: Lab) -> Iterator[Responder]:
 
     state = Responder("", {}, lab.ca, [])
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+    class Handler(DerService):
+        content_type = "application/ocsp-response"
+
+        def answer(self, body: bytes) -> bytes | None:
             request = ocsp.load_der_ocsp_request(body)
             state.calls.append(request.serial_number)
             ca_cert, ca_key = load_ca(state.sign_with, CA_PW)
             issuer, _ = load_ca(lab.ca, CA_PW)
-            subject = _find_issued(lab, request.serial_number)
+            subject = _ISSUED[request.serial_number]
             now = dt.datetime.now(dt.UTC)
             revoked_at = state.revoked.get(request.serial_number)
             builder = ocsp.OCSPResponseBuilder().add_response(
@@ -324,32 +324,14 @@ def responder(lab: Lab) -> Iterator[Responder]:
                 revocation_reason=None,
             )
             answer = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, ca_cert).sign(ca_key, hashes.SHA256())
-            data = answer.public_bytes(serialization.Encoding.DER)
-            self.send_response(200)
-            self.send_header("Content-Type", "application/ocsp-response")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            return answer.public_bytes(serialization.Encoding.DER)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/ocsp"
-    try:
+    with serve(Handler, "/ocsp") as url:
+        state.url = url
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 _ISSUED: dict[int, x509.Certificate] = {}  # what the responder can answer about
-
-
-def _find_issued(lab: Lab, serial: int) -> x509.Certificate:
-    return _ISSUED[serial]
 
 
 def ocsp_identity(lab: Lab, folder: Path, url: str, name: str = "Olga Online") -> tuple[Path, x509.Certificate]:

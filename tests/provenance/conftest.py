@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import http.server
 import shutil
 import subprocess
 import tempfile
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from loopback import DerService, serve
 from radproof.imaging.phantom import simulate
 from radproof.provenance import Role, init_ca, issue_identity, revoke_identity
 from radproof.provenance.identity import KeyEncryption, load_ca
@@ -184,9 +183,10 @@ def tsa_url(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
     conf = folder / "tsa.cnf"
     conf.write_text(_TSA_CONF.format(dir=folder))
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+    class Tsa(DerService):
+        content_type = "application/timestamp-reply"
+
+        def answer(self, body: bytes) -> bytes | None:
             with tempfile.TemporaryDirectory(dir=folder) as work:
                 query, reply = Path(work) / "q.tsq", Path(work) / "r.tsr"
                 query.write_bytes(body)
@@ -195,23 +195,7 @@ def tsa_url(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
                     capture_output=True,
                     timeout=30,
                 )
-                if done.returncode != 0:
-                    self.send_response(500)
-                    self.end_headers()
-                    return
-                data = reply.read_bytes()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/timestamp-reply")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+                return reply.read_bytes() if done.returncode == 0 else None
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/tsa"
-    server.shutdown()
-    server.server_close()
+    with serve(Tsa, "/tsa") as url:
+        yield url

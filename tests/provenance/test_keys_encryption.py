@@ -33,14 +33,6 @@ NEW_PW = b"radproof imports this key 1"
 OSSL_PW = "openssl made me 2024!"
 
 
-@pytest.fixture(scope="module")
-def openssl() -> str:
-    path = shutil.which("openssl")
-    if path is None:
-        pytest.skip("openssl is not installed")
-    return path
-
-
 def _openssl(*args: str | Path) -> str:
     done = subprocess.run(["openssl", *map(str, args)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
