@@ -40,7 +40,7 @@ from pydicom.uid import UID
 from radproof.dicom_encoding import encoding_problem
 from radproof.errors import InputError, RadproofError
 from radproof.provenance import dicom_signature as stream
-from radproof.provenance.codes import MIN_RSA_BITS, MacAlgorithm, der_without_padding, purpose_name
+from radproof.provenance.codes import MacAlgorithm, der_without_padding, purpose_name
 from radproof.provenance.identity import certificate_role, subject_name
 from radproof.provenance.trust import Revocation, TrustStore, Usage
 
@@ -486,8 +486,6 @@ def _check_signature(
 ) -> tuple[Integrity, str | None]:
     key = cert.public_key()
     if isinstance(key, rsa.RSAPublicKey):
-        if key.key_size < MIN_RSA_BITS:
-            facts.weaknesses.append(f"the signer key has only {key.key_size} bits (at least {MIN_RSA_BITS} needed)")
         size = (key.key_size + 7) // 8
         value = signature[:size] if len(signature) == size + 1 and signature[-1] == 0 else signature
         if len(value) != size:
@@ -513,8 +511,6 @@ def _check_signature(
         return Integrity.INTACT, None
     if isinstance(key, ec.EllipticCurvePublicKey | dsa.DSAPublicKey):
         kind = "ECDSA" if isinstance(key, ec.EllipticCurvePublicKey) else "DSA"
-        if kind == "DSA":
-            facts.weaknesses.append("signed with a DSA key")
         facts.warnings.append(f"{kind} signature: outside the DICOM RSA signature profiles")
         hash_cls = _PREHASHES.get(algorithm)
         if hash_cls is None:
