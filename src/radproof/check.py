@@ -17,7 +17,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Required, TypedDict, runtime_checkable
+
+if TYPE_CHECKING:
+    from radproof.imaging.radiograph import Radiograph
 
 __all__ = [
     "DetectorEvidence",
@@ -30,6 +33,7 @@ __all__ = [
     "SignatureInfo",
     "Verdict",
     "VerdictKind",
+    "VerdictRecord",
     "WatermarkEvidence",
     "check",
     "policy_for_profile",
@@ -344,11 +348,15 @@ class Verdict:
     reasons: tuple[Reason, ...]
     passed: bool
     evidence: Evidence = field(repr=False, compare=False)
+    #: The radiograph as the layers read it (set by :class:`radproof.pipeline.Checker`; None from :func:`check`).
+    image: Radiograph | None = field(default=None, repr=False, compare=False)
+    #: Patient identifiers, kept only when the checker was asked to (``show_phi``).
+    patient: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> VerdictRecord:
         """The JSON Lines record (fields documented in docs/check.md)."""
         ev = self.evidence
-        return {
+        out: VerdictRecord = {
             "path": self.path,
             "verdict": str(self.verdict),
             "passed": self.passed,
@@ -360,6 +368,30 @@ class Verdict:
             "declared_synthetic": ev.declared_synthetic,
             "errors": dict(ev.errors),
         }
+        if self.image is not None:
+            out["format"] = str(self.image.source_format)
+            out["shape"] = list(self.image.shape)
+        if self.patient:
+            out["patient"] = dict(self.patient)
+        return out
+
+
+class VerdictRecord(TypedDict, total=False):
+    """The fields of one checked image in JSON (``radproof check --json``, a scan's results file)."""
+
+    path: Required[str | None]
+    verdict: Required[str]
+    passed: Required[bool]
+    reasons: Required[list[str]]
+    reason_codes: Required[list[str]]
+    signature: Required[dict[str, Any] | None]
+    watermark: Required[dict[str, Any] | None]
+    detector: Required[dict[str, Any] | None]
+    declared_synthetic: Required[str | None]
+    errors: Required[dict[str, str]]
+    format: str
+    shape: list[int]
+    patient: dict[str, str]
 
 
 def _block(result: Any) -> dict[str, Any] | None:

@@ -123,12 +123,11 @@ def test_adapt_command_line(toy_detector: Path, tmp_path: Path, capsys: pytest.C
 
 def test_check_uses_the_configured_detector(toy_detector: Path, tmp_path: Path) -> None:
     from radproof.config import load_settings
-    from radproof.scan.gather import Layers, check_file
+    from radproof.pipeline import Checker
 
     image = _site(tmp_path / "one", 0, 1)[0]
     settings = load_settings().with_overrides(check={"profile": "detector-only"}, detector={"model": toy_detector})
-    layers = Layers.from_settings(settings)
-    detection = check_file(image, layers).verdict.evidence.detection
+    detection = Checker.from_settings(settings).check_file(image).evidence.detection
     assert detection is not None
     expected = Detector.load(toy_detector).detect_file(image).synthetic_probability
     shipped = Detector.load().detect_file(image).synthetic_probability
@@ -136,7 +135,7 @@ def test_check_uses_the_configured_detector(toy_detector: Path, tmp_path: Path) 
     assert abs(expected - shipped) > 1e-3, "the toy and the shipped detector must differ for this test to mean anything"
     broken = load_settings().with_overrides(detector={"model": tmp_path / "missing"})
     with pytest.raises(ConfigError, match="not found"):
-        Layers.from_settings(broken)
+        Checker.from_settings(broken)
 
 
 def test_two_fold_estimate_for_the_sites_next_images(toy_detector: Path, tmp_path: Path) -> None:

@@ -169,13 +169,14 @@ def test_typed_report_with_overlays_renders_in_chromium(browser: Any, tmp_path: 
 def test_previews_draw_the_detector_heatmap_and_the_tamper_map() -> None:
     """The gatherer's preview images come from the layers' own arrays (Detection.heatmap, tampered blocks)."""
     import io
+    from dataclasses import replace
 
     from PIL import Image
 
     from radproof.check import Evidence, check
     from radproof.detect import Detection
     from radproof.imaging import Radiograph
-    from radproof.scan.gather import Gathered, previews
+    from radproof.scan.gather import previews
     from radproof.watermark import TamperedBlock, WatermarkReading
 
     image = Radiograph(pixels=np.tile(np.linspace(1000, 3000, 200, dtype=np.uint16), (300, 1)), bits_stored=12)
@@ -183,8 +184,8 @@ def test_previews_draw_the_detector_heatmap_and_the_tamper_map() -> None:
     heat[:32, :32] = 1.0
     detection = Detection(None, 0.9, "synthetic", (), (), square_heatmap=heat)
     reading = WatermarkReading(None, True, "SITE-A", 0, 1.0, [TamperedBlock(0, 0, 0, 0, 0, 150, 100)], False)
-    gathered = Gathered(check(Evidence(detection=detection, watermark=reading)), image)
-    pics = previews(gathered)
+    verdict = replace(check(Evidence(detection=detection, watermark=reading)), image=image)
+    pics = previews(verdict)
     assert set(pics) == {"thumb", "heatmap", "tamper"}
     tamper = np.asarray(Image.open(io.BytesIO(pics["tamper"])).convert("RGB")).astype(int)
     h, w, _ = tamper.shape

@@ -55,18 +55,19 @@ def check_command(
     fails), 2 usage or input error.
     """
     from radproof.errors import RadproofError
-    from radproof.scan.gather import Layers, check_file, previews
+    from radproof.pipeline import Checker
+    from radproof.scan.gather import previews
 
     settings = settings_from_options(
         config, trust=trust, crl=crl, key=key, profile=profile, show_phi=show_phi, tsa=tsa_trust
     )
-    layers = Layers.from_settings(settings, passphrase=passphrase_for(settings, passphrase_file))
+    checker = Checker.from_settings(settings, passphrase=passphrase_for(settings, passphrase_file))
     code = Exit.OK
     records: list[dict[str, Any]] = []
     pictures: dict[str, dict[str, bytes]] = {}
     for path in files:
         try:
-            gathered = check_file(path, layers, max_bytes=settings.scan.max_file_bytes)
+            verdict = checker.check_file(path)
         except RadproofError as exc:
             code = Exit.USAGE
             if json_out:
@@ -75,12 +76,12 @@ def check_command(
                 err_console.print(f"[bold red]error:[/] {shown(exc)}")
             records.append({"path": str(path), "status": "error", "error": str(exc)})
             continue
-        record = gathered.record()
-        if not gathered.verdict.passed and code == Exit.OK:
+        record = dict(verdict.to_dict())
+        if not verdict.passed and code == Exit.OK:
             code = Exit.FAILED
         if report is not None:
             records.append({**record, "status": "ok"})
-            pictures[str(path)] = previews(gathered)
+            pictures[str(path)] = previews(verdict)
         if json_out:
             print_json_line(record)
         else:
