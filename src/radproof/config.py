@@ -30,12 +30,13 @@ Other parts of radproof add their own section here; every section is a plain pyd
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from radproof.check import PROFILES, Policy, VerdictKind, policy_for_profile
@@ -60,27 +61,21 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class CheckSettings(_Section):
-    """``[check]``: the verdict rules (see docs/check.md). Unset keys come from the profile."""
+class _CheckBase(_Section):
+    """``[check]``: the verdict rules (see docs/check.md). Unset keys come from the profile.
 
-    profile: Literal["default", "pacs", "detector-only", "legacy"] = "default"
-    use_signature: bool | None = None
-    use_watermark: bool | None = None
-    use_detector: bool | None = None
-    require_trusted_signature: bool | None = None
-    require_watermark: bool | None = None
-    require_revocation_check: bool | None = None
-    allow_legacy_algorithms: bool | None = None
-    protected_add: list[str] | None = Field(default=None, description="attributes a signature must also cover")
-    protected_remove: list[str] | None = Field(default=None, description="attributes a signature need not cover")
-    watermark_authenticates: bool | None = None
-    detector_alone_authenticates: bool | None = None
-    detector_must_agree: bool | None = None
-    signature_outweighs_detector: bool | None = None
-    synthetic_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
-    real_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
-    min_watermark_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
-    fail_on: list[VerdictKind] | None = None
+    Every field of :class:`~radproof.check.Policy` is a key here (declared once, on the policy);
+    tags and verdicts are written as text (``protected_add = ["PatientAge"]``, ``fail_on = ["tampered"]``).
+    """
+
+    profile: str = "default"
+
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, value: str) -> str:
+        if value not in PROFILES:
+            raise ValueError(f"unknown check profile {value!r}; choose one of {', '.join(PROFILES)}")
+        return value
 
     def policy(self) -> Policy:
         """The :class:`~radproof.check.Policy` these settings describe."""
@@ -94,6 +89,38 @@ class CheckSettings(_Section):
             return policy_for_profile(self.profile, **values)
         except ValueError as exc:
             raise ConfigError(f"[check]: {exc}") from None
+
+
+# How a policy field is written in TOML when it differs from the policy's own type.
+_WRITTEN_AS: dict[str, Any] = {
+    "protected_add": list[str],
+    "protected_remove": list[str],
+    "fail_on": list[VerdictKind],
+}
+# Probabilities, checked when the file is read (the policy checks them again when it is built).
+_UNIT_INTERVAL = frozenset({"synthetic_threshold", "real_threshold", "min_watermark_confidence"})
+
+
+def _policy_fields() -> dict[str, Any]:
+    """One optional settings field per :class:`~radproof.check.Policy` field (None: the profile decides)."""
+    types = get_type_hints(Policy)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(Policy):
+        bounded = f.name in _UNIT_INTERVAL
+        field = Field(default=None, ge=0.0 if bounded else None, le=1.0 if bounded else None)
+        fields[f.name] = (_WRITTEN_AS.get(f.name, types[f.name]) | None, field)
+    return fields
+
+
+if TYPE_CHECKING:
+
+    class CheckSettings(_CheckBase):
+        def __getattr__(self, name: str) -> Any: ...
+
+else:
+    CheckSettings = create_model(
+        "CheckSettings", __base__=_CheckBase, __module__=__name__, __doc__=_CheckBase.__doc__, **_policy_fields()
+    )
 
 
 def _parse_tag(text: str, where: str) -> int:

@@ -90,3 +90,18 @@ def test_missing_file_and_bad_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("RADPROOF_SCAN__WORKERS", "many")
     with pytest.raises(ConfigError, match=r"scan\.workers"):
         load_settings()
+
+
+def test_every_policy_field_is_a_check_key_declared_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """[check] is derived from the policy: a new policy field is configurable without a second declaration."""
+    import dataclasses
+
+    from radproof.check import Policy
+    from radproof.config import CheckSettings
+
+    assert set(CheckSettings.model_fields) == {"profile"} | {f.name for f in dataclasses.fields(Policy)}
+    monkeypatch.setenv("RADPROOF_CHECK__REQUIRE_WATERMARK", "true")
+    monkeypatch.setenv("RADPROOF_CHECK__PROTECTED_ADD", '["PatientAge"]')
+    policy = load_settings().check.policy()
+    assert policy.require_watermark is True and 0x00101010 in policy.protected_add
+    assert pickle.loads(pickle.dumps(load_settings())).check.require_watermark is True
