@@ -56,6 +56,7 @@ def check_command(
     """
     from radproof.errors import RadproofError
     from radproof.pipeline import Checker
+    from radproof.records import FileRecord
     from radproof.scan.gather import previews
 
     settings = settings_from_options(
@@ -63,7 +64,7 @@ def check_command(
     )
     checker = Checker.from_settings(settings, passphrase=passphrase_for(settings, passphrase_file))
     code = Exit.OK
-    records: list[dict[str, Any]] = []
+    records: list[FileRecord] = []
     pictures: dict[str, dict[str, bytes]] = {}
     for path in files:
         try:
@@ -74,13 +75,13 @@ def check_command(
                 print_json_line({"path": str(path), "verdict": None, "error": str(exc)})
             else:
                 err_console.print(f"[bold red]error:[/] {shown(exc)}")
-            records.append({"path": str(path), "status": "error", "error": str(exc)})
+            records.append(FileRecord.failed(str(path), str(exc)))
             continue
         record = dict(verdict.to_dict())
         if not verdict.passed and code == Exit.OK:
             code = Exit.FAILED
         if report is not None:
-            records.append({**record, "status": "ok"})
+            records.append(FileRecord.of(verdict))
             pictures[str(path)] = previews(verdict)
         if json_out:
             print_json_line(record)

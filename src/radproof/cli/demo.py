@@ -281,11 +281,10 @@ def _story_archive(story: Story) -> None:
         "generated-1024.png": "synthetic",  # a generator-like image made for the demo
     }
     for record in summary.records:
-        name = Path(str(record.get("path"))).name
-        verdict = str(record.get("verdict", record.get("status")))
-        reasons = record.get("reasons") or []
-        first = reasons[0].get("message") if reasons and isinstance(reasons[0], dict) else (reasons[:1] or [""])[0]
-        story.record(Finding(name, "check", verdict, expected.get(name, "(not expected in the archive)"), str(first)))
+        name = Path(record.path).name
+        verdict = str(record.verdict or record.status)
+        reasons = record.fields.get("reasons") or [record.error or ""]
+        story.record(Finding(name, "check", verdict, expected.get(name, "(not expected in the archive)"), reasons[0]))
 
 
 def _summary(story: Story) -> bool:

@@ -113,8 +113,8 @@ def scan_command(
         if summary.report is not None:
             console.print(f"report: {shown(summary.report)}")
         for record in summary.records:
-            if record.get("status") != "ok":
-                err_console.print(f"[yellow]not checked:[/] {shown(record.get('path'))}: {shown(record.get('error'))}")
+            if not record.ok:
+                err_console.print(f"[yellow]not checked:[/] {shown(record.path)}: {shown(record.error)}")
         for warning in summary.warnings:
             err_console.print(f"[yellow]warning:[/] {shown(warning)}")
     raise typer.Exit(int(Exit.OK if summary.ok else Exit.FAILED))

@@ -12,13 +12,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from radproof.config import Settings
 from radproof.errors import InputError
 from radproof.fileio import atomic_write_bytes
+from radproof.records import FileRecord
 from radproof.scan.discover import ScanItem, Skipped, discover, is_dicomweb
 from radproof.scan.results import ResultLog, latest_by_path, read_records
 from radproof.scan.work import ItemResult, Processor, process_batch
@@ -42,7 +43,7 @@ class ScanSummary:
     failed: int = 0
     seconds: float = 0.0
     report: Path | None = None
-    records: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    records: list[FileRecord] = field(default_factory=list, repr=False)
     #: Damaged lines of the results file that were skipped (their images were checked again).
     warnings: list[str] = field(default_factory=list)
 
@@ -176,9 +177,9 @@ def scan_paths(
     records = [latest[p] for p in covered if p in latest]
     counts: Counter[str] = Counter()
     for record in records:
-        if record.get("status") == "ok":
-            counts[str(record.get("verdict", "checked"))] += 1
-            if record.get("passed") is False:
+        if record.ok:
+            counts[str(record.verdict or "checked")] += 1
+            if record.passed is False:
                 summary.failed += 1
         else:
             summary.errors += 1
@@ -213,8 +214,8 @@ def _all_items(targets: Sequence[str | os.PathLike[str]]) -> Iterator[ScanItem |
 
 def _save_previews(results: Iterable[ItemResult], folder: Path) -> None:
     for result in results:
-        sha = result.record.get("sha256")
-        if not result.previews or not isinstance(sha, str):
+        sha = result.record.sha256
+        if not result.previews or sha is None:
             continue
         folder.mkdir(parents=True, exist_ok=True)
         for name, data in result.previews.items():
@@ -433,7 +434,7 @@ def run_dask(
 
 
 def _crashed(item: ScanItem, reason: str) -> ItemResult:
-    return ItemResult({"path": item.locator, "source": item.source, "sha256": None, "status": "error", "error": reason})
+    return ItemResult(replace(FileRecord.failed(item.locator, reason), source=item.source))
 
 
 class _Progress:

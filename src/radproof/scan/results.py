@@ -13,15 +13,17 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from radproof.errors import InputError
 from radproof.fileio import display_path, json_line, sha256_file
+from radproof.records import FileRecord
 
 
-def read_records(path: str | os.PathLike[str], problems: list[str] | None = None) -> Iterator[dict[str, Any]]:
-    """The records of a results file, skipping lines that are not a JSON object.
+def read_records(path: str | os.PathLike[str], problems: list[str] | None = None) -> Iterator[FileRecord]:
+    """The records of a results file, skipping lines that are not a record.
 
     A torn last line (an interrupted run), bytes that are not UTF-8 or any other damaged line is
     skipped, and said so in ``problems`` when given: the file it was about is then checked again,
@@ -47,10 +49,13 @@ def read_records(path: str | os.PathLike[str], problems: list[str] | None = None
             except json.JSONDecodeError:
                 _note(problems, p, number, "is not complete JSON (cut short?)")
                 continue
-            if isinstance(record, dict):
-                yield record
-            else:
+            if not isinstance(record, dict):
                 _note(problems, p, number, "is not a JSON object")
+                continue
+            try:
+                yield FileRecord.from_json(record)
+            except ValueError as exc:
+                _note(problems, p, number, str(exc))
 
 
 def _note(problems: list[str] | None, path: Path, number: int, what: str) -> None:
@@ -58,13 +63,9 @@ def _note(problems: list[str] | None, path: Path, number: int, what: str) -> Non
         problems.append(f"{display_path(path)} line {number} {what}; skipped (its image is checked again)")
 
 
-def latest_by_path(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def latest_by_path(records: Iterable[FileRecord]) -> dict[str, FileRecord]:
     """The last record written for each path (a rerun after an error replaces the error)."""
-    out: dict[str, dict[str, Any]] = {}
-    for record in records:
-        key = str(record.get("path"))
-        out[key] = record
-    return out
+    return {record.path: record for record in records}
 
 
 class ResultLog:
@@ -95,15 +96,15 @@ class ResultLog:
         self.stale -= set(self.done_stats)
         self._fh: TextIO | None = None
 
-    def _remember(self, record: dict[str, Any]) -> None:
-        sha = record.get("sha256")
-        if record.get("status") != "ok" or not isinstance(sha, str):
+    def _remember(self, record: FileRecord) -> None:
+        sha = record.sha256
+        if not record.ok or sha is None:
             return
-        if self.fingerprint is not None and record.get("checked_with") != self.fingerprint:
-            self.stale.add(str(record.get("path")))
+        if self.fingerprint is not None and record.checked_with != self.fingerprint:
+            self.stale.add(record.path)
             return
         self.done_hashes.add(sha)
-        self.done_stats[str(record.get("path"))] = (record.get("bytes"), record.get("mtime_ns"), sha)
+        self.done_stats[record.path] = (record.size, record.mtime_ns, sha)
 
     def __enter__(self) -> ResultLog:
         needs_newline = self.path.exists() and self.path.stat().st_size > 0 and not self._ends_with_newline()
@@ -146,14 +147,14 @@ class ResultLog:
             return None  # let the worker read it and record why it cannot
         return known[2] if digest == known[2] else None
 
-    def write(self, records: Iterable[dict[str, Any]]) -> None:
+    def write(self, records: Iterable[FileRecord]) -> None:
         """Append records and force them to disk (a crash after this loses nothing written)."""
         if self._fh is None:
             raise RuntimeError("ResultLog must be used as a context manager")
         for record in records:
-            if self.fingerprint is not None and record.get("status") == "ok":
-                record = {**record, "checked_with": self.fingerprint}
-            self._fh.write(json_line(record))
+            if self.fingerprint is not None and record.ok:
+                record = replace(record, checked_with=self.fingerprint)
+            self._fh.write(json_line(record.to_json()))
             self._remember(record)
         self._sync()
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from radproof.errors import RadproofError
+from radproof.records import FileRecord, RecordStatus
 from radproof.scan.discover import ScanItem
 
 
@@ -24,14 +26,14 @@ class Processor(Protocol):
     that cannot be checked; the scan records the message and goes on.
     """
 
-    def __call__(self, data: bytes, item: ScanItem) -> tuple[dict[str, Any], dict[str, bytes]]: ...
+    def __call__(self, data: bytes, item: ScanItem) -> tuple[Mapping[str, Any], dict[str, bytes]]: ...
 
 
 @dataclass
 class ItemResult:
     """The record of one file and its preview images."""
 
-    record: dict[str, Any]
+    record: FileRecord
     previews: dict[str, bytes] = field(default_factory=dict)
 
 
@@ -50,26 +52,29 @@ def process_item(item: ScanItem, processor: Processor, *, max_bytes: int) -> Ite
     """Read, hash and process one item; any failure becomes an ``error`` record."""
     start = time.perf_counter()
     cpu_start = time.process_time()
-    record: dict[str, Any] = {"path": item.locator, "source": item.source, "sha256": None}
+    identity: dict[str, Any] = {"path": item.locator, "source": item.source}
     previews: dict[str, bytes] = {}
+    fields: Mapping[str, Any] = {}
+    error = None
     try:
         data = read_item(item, max_bytes=max_bytes)
-        record["sha256"] = hashlib.sha256(data).hexdigest()
-        record["bytes"] = len(data)
-        record["mtime_ns"] = item.mtime_ns
+        identity.update(sha256=hashlib.sha256(data).hexdigest(), size=len(data), mtime_ns=item.mtime_ns)
         fields, previews = processor(data, item)
-        record.update(fields)
-        record["path"] = item.locator
-        record["status"] = "ok"
     except RadproofError as exc:
-        record.update(status="error", error=str(exc))
+        error = str(exc)
     except MemoryError:
-        record.update(status="error", error="not enough memory to check this file")
+        error = "not enough memory to check this file"
     except Exception as exc:  # a bug or a hostile file must not stop the scan
-        record.update(status="error", error=f"internal error ({type(exc).__name__}: {str(exc)[:200]})")
-    record["seconds"] = round(time.perf_counter() - start, 4)
-    record["cpu_seconds"] = round(time.process_time() - cpu_start, 4)
-    return ItemResult(record, previews)
+        error = f"internal error ({type(exc).__name__}: {str(exc)[:200]})"
+    record = FileRecord(
+        **identity,
+        status=RecordStatus.OK if error is None else RecordStatus.ERROR,
+        fields=fields if error is None else {},
+        error=error,
+        seconds=round(time.perf_counter() - start, 4),
+        cpu_seconds=round(time.process_time() - cpu_start, 4),
+    )
+    return ItemResult(record, previews if error is None else {})
 
 
 def process_batch(batch: list[ScanItem], processor: Processor, max_bytes: int) -> list[ItemResult]:
