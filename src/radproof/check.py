@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import TYPE_CHECKING, Any, Protocol, Required, TypedDict, runtime_checkable
 
 if TYPE_CHECKING:
@@ -105,10 +105,16 @@ class ReasonCode(StrEnum):
 
 @runtime_checkable
 class SignatureInfo(Protocol):
-    """One DICOM digital signature as the verifier reports it."""
+    """One DICOM digital signature as the verifier reports it (:class:`radproof.provenance.SignatureReport`)."""
 
     @property
     def signer(self) -> str | None: ...
+    @property
+    def role(self) -> Enum | str | None: ...
+    @property
+    def datetime(self) -> str | None: ...
+    @property
+    def timestamp(self) -> str | None: ...
     @property
     def valid(self) -> bool: ...
     @property
@@ -143,31 +149,74 @@ class SignatureEvidence(Protocol):
     def present_elements(self) -> Sequence[int]: ...
     @property
     def unsignable_elements(self) -> Sequence[int]: ...
-    def to_dict(self) -> dict[str, Any]: ...
+    def to_dict(self) -> Mapping[str, object]: ...
+
+
+@runtime_checkable
+class PixelBox(Protocol):
+    """A box of pixels in a frame (:class:`radproof.watermark.TamperedBlock`)."""
+
+    @property
+    def y(self) -> int: ...
+    @property
+    def x(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def width(self) -> int: ...
 
 
 @runtime_checkable
 class WatermarkEvidence(Protocol):
-    """Result of reading the watermark of one image."""
+    """Result of reading the watermark of one image (:class:`radproof.watermark.WatermarkReading`)."""
 
     @property
     def found(self) -> bool: ...
     @property
     def confidence(self) -> float: ...
     @property
-    def tampered_blocks(self) -> Any: ...
-    def to_dict(self) -> dict[str, Any]: ...
+    def payload(self) -> str | None: ...
+    @property
+    def tampered_blocks(self) -> Sequence[PixelBox] | None: ...
+    @property
+    def unprotected_blocks(self) -> Sequence[PixelBox]: ...
+    @property
+    def fragile_found(self) -> bool: ...
+    @property
+    def fragile_expected(self) -> bool: ...
+    @property
+    def binding_ok(self) -> bool | None: ...
+    @property
+    def header_bound(self) -> bool | None: ...
+    @property
+    def content_match(self) -> bool | None: ...
+    def to_dict(self) -> Mapping[str, object]: ...
+
+
+@runtime_checkable
+class HintInfo(Protocol):
+    """A statement found in the file's metadata (:class:`radproof.detect.Hint`)."""
+
+    @property
+    def severity(self) -> str: ...
+    @property
+    def message(self) -> str: ...
 
 
 @runtime_checkable
 class DetectorEvidence(Protocol):
-    """Result of the synthetic-image detector (``verdict``: real | synthetic | uncertain)."""
+    """Result of the synthetic-image detector (:class:`radproof.detect.Detection`; ``verdict``: real |
+    synthetic | uncertain; ``evidence``: the cues, each with a ``name`` and a ``weight``)."""
 
     @property
     def synthetic_probability(self) -> float: ...
     @property
-    def verdict(self) -> Any: ...
-    def to_dict(self) -> dict[str, Any]: ...
+    def verdict(self) -> str: ...
+    @property
+    def evidence(self) -> Sequence[Mapping[str, object]]: ...
+    @property
+    def hints(self) -> Sequence[HintInfo]: ...
+    def to_dict(self) -> Mapping[str, object]: ...
 
 
 @dataclass(frozen=True)
@@ -394,7 +443,7 @@ class VerdictRecord(TypedDict, total=False):
     patient: dict[str, str]
 
 
-def _block(result: Any) -> dict[str, Any] | None:
+def _block(result: SignatureEvidence | WatermarkEvidence | DetectorEvidence | None) -> dict[str, Any] | None:
     if result is None:
         return None
     data = dict(result.to_dict())
@@ -775,7 +824,7 @@ def _mark_binds_header(evidence: Evidence) -> bool:
     """A fragile mark may vouch for a DICOM object only if it binds the header attributes too."""
     if not evidence.has_header:
         return True
-    return getattr(evidence.watermark, "header_bound", None) is True
+    return evidence.watermark is not None and evidence.watermark.header_bound is True
 
 
 def _watermark_state(evidence: Evidence, policy: Policy, reasons: list[Reason]) -> _Mark:
@@ -783,11 +832,10 @@ def _watermark_state(evidence: Evidence, policy: Policy, reasons: list[Reason]) 
     if not policy.use_watermark or result is None:
         return _Mark.NONE
     blocks = result.tampered_blocks
-    n_blocks = blocks if isinstance(blocks, int) else len(blocks) if blocks is not None else 0
-    payload = getattr(result, "payload", None)
+    n_blocks = len(blocks) if blocks is not None else 0
+    payload = result.payload
     about = f" (payload {payload!r})" if payload else ""
-    content_match = getattr(result, "content_match", None)
-    if content_match is False:
+    if result.content_match is False:
         reasons.append(
             Reason(
                 ReasonCode.WATERMARK_COPIED,
@@ -797,8 +845,8 @@ def _watermark_state(evidence: Evidence, policy: Policy, reasons: list[Reason]) 
             )
         )
         return _Mark.COPIED
-    if result.found and n_blocks > 0:
-        where = "" if isinstance(blocks, int) else describe_blocks(blocks)
+    if result.found and blocks:
+        where = describe_blocks(blocks)
         reasons.append(
             Reason(
                 ReasonCode.WATERMARK_TAMPERED,
@@ -808,10 +856,8 @@ def _watermark_state(evidence: Evidence, policy: Policy, reasons: list[Reason]) 
             )
         )
         return _Mark.TAMPERED
-    fragile = getattr(result, "fragile_found", None)
-    if fragile is None:
-        fragile = blocks is not None  # a block list (even empty) means the fragile layer was read
-    if getattr(result, "fragile_expected", False) and not fragile:
+    fragile = result.fragile_found
+    if result.fragile_expected and not fragile:
         if result.found:
             reasons.append(
                 Reason(
@@ -845,7 +891,7 @@ def _watermark_state(evidence: Evidence, policy: Policy, reasons: list[Reason]) 
             )
         )
         return _Mark.WEAK
-    if fragile and getattr(result, "binding_ok", None) is False:
+    if fragile and result.binding_ok is False:
         reasons.append(
             Reason(
                 ReasonCode.WATERMARK_MISMATCH,
@@ -866,7 +912,7 @@ def _watermark_state(evidence: Evidence, policy: Policy, reasons: list[Reason]) 
             )
         )
         return _Mark.ROBUST_ONLY
-    if getattr(result, "header_bound", None) is False:
+    if result.header_bound is False:
         reasons.append(
             Reason(
                 ReasonCode.WATERMARK_HEADER_CHANGED,
@@ -876,8 +922,8 @@ def _watermark_state(evidence: Evidence, policy: Policy, reasons: list[Reason]) 
             )
         )
         return _Mark.WEAK
-    untagged = getattr(result, "unprotected_blocks", None) or []
-    if untagged and getattr(result, "binding_ok", None) is not True:
+    untagged = result.unprotected_blocks
+    if untagged and result.binding_ok is not True:
         reasons.append(
             Reason(
                 ReasonCode.WATERMARK_WEAK,
@@ -889,7 +935,7 @@ def _watermark_state(evidence: Evidence, policy: Policy, reasons: list[Reason]) 
         return _Mark.WEAK
     covered = f"; {len(untagged)} untagged block(s) confirmed by the binding record" if untagged else ""
     header = ""
-    if evidence.has_header and getattr(result, "header_bound", None) is not True:
+    if evidence.has_header and result.header_bound is not True:
         header = "; it does not bind the DICOM header, so it vouches for the pixels only"
     reasons.append(
         Reason(
@@ -912,7 +958,7 @@ def _detector_state(evidence: Evidence, policy: Policy, reasons: list[Reason]) -
     elif policy.real_threshold is not None and p <= policy.real_threshold:
         state = _Det.REAL
     elif policy.synthetic_threshold is not None or policy.real_threshold is not None:
-        own = str(getattr(result.verdict, "value", result.verdict)).lower()
+        own = str(result.verdict)
         # A threshold given on one side only keeps the detector's verdict on the other side.
         if policy.synthetic_threshold is None and own == "synthetic":
             state = _Det.SYNTHETIC
@@ -921,7 +967,7 @@ def _detector_state(evidence: Evidence, policy: Policy, reasons: list[Reason]) -
         else:
             state = _Det.UNCERTAIN
     else:
-        own = str(getattr(result.verdict, "value", result.verdict)).lower()
+        own = str(result.verdict)
         state = {"real": _Det.REAL, "synthetic": _Det.SYNTHETIC}.get(own, _Det.UNCERTAIN)
     code, text = {
         _Det.SYNTHETIC: (ReasonCode.DETECTOR_SYNTHETIC, "detector says synthetic"),
@@ -992,17 +1038,16 @@ def _prob(p: float | None) -> str:
     return "" if p is None else f" (synthetic probability {p:.2f})"
 
 
-def _signer(sig: Any) -> str:
-    name = getattr(sig, "signer", None)
-    return f"'{name}'" if name else "an unknown signer"
+def _signer(sig: SignatureInfo) -> str:
+    return f"'{sig.signer}'" if sig.signer else "an unknown signer"
 
 
-def _describe_signature(sig: Any) -> str:
+def _describe_signature(sig: SignatureInfo) -> str:
     parts = [_signer(sig)]
-    role = getattr(sig, "role", None)
+    role = sig.role
     if role:
-        parts.append(f"as {getattr(role, 'value', role)}")
-    when = getattr(sig, "timestamp", None) or getattr(sig, "datetime", None)
+        parts.append(f"as {role.value if isinstance(role, Enum) else role}")
+    when = sig.timestamp or sig.datetime
     if when:
         parts.append(f"at {when}")
     return " ".join(parts)
@@ -1021,55 +1066,24 @@ def _missing_signature_text(sig: _Sig, signature_error: bool) -> str:
     }.get(sig, "none found")
 
 
-def _top_evidence(result: Any) -> str:
-    items = getattr(result, "evidence", None)
-    if not items:
-        return ""
-    try:
-        ranked = sorted(items, key=lambda e: -abs(float(_get(e, "weight") or 0.0)))
-    except (TypeError, ValueError):
-        ranked = list(items)
-    names = [str(_get(e, "name")) for e in ranked[:2] if _get(e, "name")]
+def _top_evidence(result: DetectorEvidence) -> str:
+    """The two cues that weigh most, by name."""
+    ranked = sorted(result.evidence, key=lambda e: -abs(_weight(e)))
+    names = [str(e["name"]) for e in ranked[:2] if e.get("name")]
     return f"; strongest cues: {', '.join(names)}" if names else ""
 
 
-def _get(item: Any, name: str) -> Any:
-    return item.get(name) if isinstance(item, Mapping) else getattr(item, name, None)
+def _weight(item: Mapping[str, object]) -> float:
+    value = item.get("weight")
+    return float(value) if isinstance(value, int | float) else 0.0
 
 
-def describe_blocks(blocks: Any) -> str:
-    """Where tampered blocks lie, in words: ', around rows 64-127, columns 0-63' (pixel boxes) or blocks.
-
-    Accepts (y, x, height, width) pixel boxes, (row, col) block indices, or objects/mappings with
-    ``y``/``x``/``height``/``width`` (pixel box) or ``row``/``col`` (block index) fields.
-    """
-    boxes: list[tuple[int, int, int, int]] = []
-    for b in blocks:
-        get = b.get if isinstance(b, Mapping) else (lambda name, default=None, _b=b: getattr(_b, name, default))
-        if isinstance(b, Mapping) or hasattr(b, "row") or hasattr(b, "y"):
-            if get("y") is not None and get("x") is not None:  # a pixel box
-                r, c, h, w = get("y"), get("x"), get("height", 1), get("width", 1)
-            else:  # a block index
-                r, c, h, w = get("row"), get("col"), 1, 1
-        else:
-            try:
-                seq = [int(v) for v in b]
-            except (TypeError, ValueError):
-                return ""
-            if len(seq) == 4:
-                r, c, h, w = seq
-            elif len(seq) == 2:
-                r, c, h, w = seq[0], seq[1], 1, 1
-            else:
-                return ""
-        if r is None or c is None:
-            return ""
-        boxes.append((int(r), int(c), int(h), int(w)))
-    if not boxes:
+def describe_blocks(blocks: Sequence[PixelBox]) -> str:
+    """Where tampered blocks lie, in words: ', within rows 64-127, columns 0-63'."""
+    if not blocks:
         return ""
-    top = min(b[0] for b in boxes)
-    left = min(b[1] for b in boxes)
-    bottom = max(b[0] + b[2] - 1 for b in boxes)
-    right = max(b[1] + b[3] - 1 for b in boxes)
-    unit = "block " if all(b[2] == 1 and b[3] == 1 for b in boxes) else ""
-    return f", within {unit}rows {top}-{bottom}, {unit}columns {left}-{right}"
+    top = min(b.y for b in blocks)
+    left = min(b.x for b in blocks)
+    bottom = max(b.y + b.height - 1 for b in blocks)
+    right = max(b.x + b.width - 1 for b in blocks)
+    return f", within rows {top}-{bottom}, columns {left}-{right}"

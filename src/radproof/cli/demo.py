@@ -10,13 +10,17 @@ from __future__ import annotations
 import secrets
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from radproof.cli._common import Exit, console, shown
+
+if TYPE_CHECKING:
+    from radproof.watermark import TamperedBlock
 
 
 @dataclass
@@ -163,7 +167,7 @@ def _story_verify(story: Story) -> None:
     )
 
 
-def _blocks_text(blocks: Any) -> str:
+def _blocks_text(blocks: Sequence[TamperedBlock] | None) -> str:
     if blocks is None:
         return "no fragile layer"
     if not blocks:
