@@ -380,6 +380,12 @@ class Reason:
     message: str
     layer: Layer | None = None
 
+    def __post_init__(self) -> None:
+        # Codes are a contract (JSON, docs/check.md): an unknown one is a bug, caught where it is made.
+        object.__setattr__(self, "code", ReasonCode(self.code))
+        if self.layer is not None:
+            object.__setattr__(self, "layer", Layer(self.layer))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "code": str(self.code),
@@ -401,6 +407,9 @@ class Verdict:
     image: Radiograph | None = field(default=None, repr=False, compare=False)
     #: Patient identifiers, kept only when the checker was asked to (``show_phi``).
     patient: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "verdict", VerdictKind(self.verdict))
 
     def to_dict(self) -> VerdictRecord:
         """The JSON Lines record (fields documented in docs/check.md)."""

@@ -279,3 +279,15 @@ def test_a_robust_mark_that_does_not_match_its_image_is_a_copy_and_counts_for_no
     # Even an intact-looking fragile layer does not rescue a mark that is not this image's.
     kind, codes, _ = verdict_of(Policy(watermark_authenticates=True), watermark=mark(content_match=False))
     assert kind is VerdictKind.SUSPECT and "watermark-copied" in codes
+
+
+def test_coded_values_are_validated_where_they_are_made() -> None:
+    from radproof.check import Layer, Reason, ReasonCode, Verdict
+
+    reason = Reason("unsigned", "not signed", "signature")  # type: ignore[arg-type]
+    assert reason.code is ReasonCode.UNSIGNED and reason.layer is Layer.SIGNATURE
+    with pytest.raises(ValueError):
+        Reason("looks-fine", "trust me")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        Verdict(None, "probably-real", (), True, Evidence())  # type: ignore[arg-type]
+    assert Verdict(None, "tampered", (), False, Evidence()).verdict is VerdictKind.TAMPERED  # type: ignore[arg-type]
