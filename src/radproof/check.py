@@ -16,11 +16,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum, StrEnum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol, Required, TypedDict, runtime_checkable
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from radproof.detect.fusion import DetectorVerdict
+    from radproof.detect.hints import HintSeverity
     from radproof.imaging.radiograph import Radiograph
+    from radproof.provenance.codes import Role
+    from radproof.provenance.verifier import SignatureStatus
 
 __all__ = [
     "DetectorEvidence",
@@ -110,7 +117,7 @@ class SignatureInfo(Protocol):
     @property
     def signer(self) -> str | None: ...
     @property
-    def role(self) -> Enum | str | None: ...
+    def role(self) -> Role | None: ...
     @property
     def datetime(self) -> str | None: ...
     @property
@@ -140,7 +147,7 @@ class SignatureEvidence(Protocol):
     """Result of verifying the signatures of one file (``status``: valid | invalid | unsigned)."""
 
     @property
-    def status(self) -> str: ...
+    def status(self) -> SignatureStatus: ...
     @property
     def signatures(self) -> Sequence[SignatureInfo]: ...
     @property
@@ -154,8 +161,11 @@ class SignatureEvidence(Protocol):
 
 @runtime_checkable
 class PixelBox(Protocol):
-    """A box of pixels in a frame (:class:`radproof.watermark.TamperedBlock`)."""
+    """A box of pixels in a frame (:class:`radproof.watermark.TamperedBlock`; drawn by
+    :func:`radproof.imaging.overlays.tamper_overlay`)."""
 
+    @property
+    def frame(self) -> int: ...
     @property
     def y(self) -> int: ...
     @property
@@ -198,7 +208,7 @@ class HintInfo(Protocol):
     """A statement found in the file's metadata (:class:`radproof.detect.Hint`)."""
 
     @property
-    def severity(self) -> str: ...
+    def severity(self) -> HintSeverity: ...
     @property
     def message(self) -> str: ...
 
@@ -211,11 +221,15 @@ class DetectorEvidence(Protocol):
     @property
     def synthetic_probability(self) -> float: ...
     @property
-    def verdict(self) -> str: ...
+    def verdict(self) -> DetectorVerdict: ...
     @property
     def evidence(self) -> Sequence[Mapping[str, object]]: ...
     @property
     def hints(self) -> Sequence[HintInfo]: ...
+    @property
+    def heatmap(self) -> npt.NDArray[np.float32] | None:
+        """Where the evidence sits, 0..1, over the whole frame (None for unusable inputs)."""
+
     def to_dict(self) -> Mapping[str, object]: ...
 
 
@@ -634,76 +648,15 @@ def _signature_state(evidence: Evidence, policy: Policy, reasons: list[Reason]) 
     if not policy.use_signature or result is None:
         return _Sig.NONE
     signatures = list(result.signatures)
-    if str(result.status) == "unsigned" or not signatures:
+    if result.status == "unsigned" or not signatures:
         reasons.append(Reason(ReasonCode.UNSIGNED, "not signed", Layer.SIGNATURE))
         return _Sig.UNSIGNED
 
-    protected = policy.protected_tags()
     present = tuple(int(t) for t in result.present_elements)
-    altered: list[SignatureInfo] = []
-    doubtful = False
-    complete: list[SignatureInfo] = []
-    shortfalls: list[tuple[SignatureInfo, str]] = []
-    untrusted: list[SignatureInfo] = []
+    sorted_ = _SortedSignatures()
     for s in signatures:
-        integrity = str(s.integrity)
-        where = _item_note(s)
-        if integrity != "intact" and not s.trusted:
-            # A stranger's signature that does not hold proves nothing, in either direction.
-            doubtful = True
-            reasons.append(
-                Reason(
-                    ReasonCode.SIGNATURE_UNTRUSTED_INVALID,
-                    f"signature by {_signer(s)}{where} is invalid ({s.reason}) and its signer is not trusted "
-                    f"({s.trust_reason}): it proves nothing about the image, neither tampering nor origin",
-                    Layer.SIGNATURE,
-                )
-            )
-            continue
-        if integrity in _PROVES_CHANGE:
-            altered.append(s)
-            continue
-        if integrity == "not-signers-key":
-            doubtful = True
-            reasons.append(
-                Reason(
-                    ReasonCode.SIGNATURE_FORGED,
-                    f"signature claiming to be by {_signer(s)}{where} was not made with that signer's key "
-                    f"({s.reason}): someone other than the signer put it there",
-                    Layer.SIGNATURE,
-                )
-            )
-            continue
-        if integrity != "intact":
-            doubtful = True
-            reasons.append(
-                Reason(
-                    ReasonCode.SIGNATURE_UNVERIFIABLE,
-                    f"signature by {_signer(s)}{where} cannot be relied on: {s.reason}",
-                    Layer.SIGNATURE,
-                )
-            )
-            continue
-        if not s.trusted:
-            untrusted.append(s)
-            continue
-        if s.location is not None:
-            reasons.append(
-                Reason(
-                    ReasonCode.SIGNATURE_ITEM,
-                    f"valid item-level signature by {_describe_signature(s)} in {s.location}: it covers that item "
-                    "only, never the image",
-                    Layer.SIGNATURE,
-                )
-            )
-            continue
-        shortfall = _shortfall(s, present, protected, policy)
-        if shortfall:
-            shortfalls.append((s, shortfall))
-        else:
-            complete.append(s)
-
-    for s in untrusted:
+        sorted_.add(s, present, policy, reasons)
+    for s in sorted_.untrusted:
         reasons.append(
             Reason(
                 ReasonCode.SIGNATURE_UNTRUSTED,
@@ -713,20 +666,12 @@ def _signature_state(evidence: Evidence, policy: Policy, reasons: list[Reason]) 
             )
         )
     _report_unsigned(result, reasons)
-    if altered:
-        for s in altered:
-            reasons.append(
-                Reason(
-                    ReasonCode.SIGNATURE_SUPERSEDED if complete else ReasonCode.SIGNATURE_INVALID,
-                    f"signature by {_signer(s)}{_item_note(s)} is invalid: {s.reason}"
-                    + ("; another trusted signature covers the current content" if complete else ""),
-                    Layer.SIGNATURE,
-                )
-            )
-        if not complete:
+    if sorted_.altered:
+        _report_altered(sorted_.altered, superseded=bool(sorted_.complete), reasons=reasons)
+        if not sorted_.complete:
             return _Sig.ALTERED
-        doubtful = True
-    for s, shortfall in shortfalls:
+        sorted_.doubtful = True
+    for s, shortfall in sorted_.shortfalls:
         code = ReasonCode.SIGNATURE_PARTIAL
         if shortfall.startswith(_WEAK_PREFIX):
             code = ReasonCode.SIGNATURE_WEAK
@@ -735,33 +680,114 @@ def _signature_state(evidence: Evidence, policy: Policy, reasons: list[Reason]) 
         reasons.append(
             Reason(code, f"valid signature by {_describe_signature(s)} (trusted), but {shortfall}", Layer.SIGNATURE)
         )
-    for s in complete:
-        legacy = ""
-        if s.weaknesses:
-            legacy = " under the legacy-algorithms policy (" + "; ".join(s.weaknesses) + ")"
+    for s in sorted_.complete:
+        _report_complete(s, reasons)
+    if sorted_.doubtful:
+        return _Sig.DOUBTFUL
+    if sorted_.complete:
+        return _Sig.TRUSTED
+    if sorted_.shortfalls:
+        return _Sig.INCOMPLETE
+    return _Sig.UNTRUSTED
+
+
+@dataclass
+class _SortedSignatures:
+    """The signatures of one object, each in the one pile that says what it proves."""
+
+    altered: list[SignatureInfo] = field(default_factory=list)  # a trusted signer's, over other content
+    complete: list[SignatureInfo] = field(default_factory=list)  # trusted, intact, covering everything
+    shortfalls: list[tuple[SignatureInfo, str]] = field(default_factory=list)  # trusted, intact, not enough
+    untrusted: list[SignatureInfo] = field(default_factory=list)  # intact, from a stranger
+    doubtful: bool = False  # a forged, unverifiable or stranger's broken signature is present
+
+    def add(self, s: SignatureInfo, present: Sequence[int], policy: Policy, reasons: list[Reason]) -> None:
+        """File ``s``; signatures that prove nothing about the image get their reason at once."""
+        integrity = str(s.integrity)
+        where = _item_note(s)
+        if integrity != "intact" and not s.trusted:
+            # A stranger's signature that does not hold proves nothing, in either direction.
+            self.doubtful = True
             reasons.append(
                 Reason(
-                    ReasonCode.SIGNATURE_LEGACY,
-                    "legacy cryptography accepted by the policy: " + "; ".join(s.weaknesses),
+                    ReasonCode.SIGNATURE_UNTRUSTED_INVALID,
+                    f"signature by {_signer(s)}{where} is invalid ({s.reason}) and its signer is not trusted "
+                    f"({s.trust_reason}): it proves nothing about the image, neither tampering nor origin",
                     Layer.SIGNATURE,
                 )
             )
-        revocation = "" if str(s.revocation) == "good" else f"; revocation: {_revocation_text(s.revocation)}"
+        elif integrity in _PROVES_CHANGE:
+            self.altered.append(s)
+        elif integrity == "not-signers-key":
+            self.doubtful = True
+            reasons.append(
+                Reason(
+                    ReasonCode.SIGNATURE_FORGED,
+                    f"signature claiming to be by {_signer(s)}{where} was not made with that signer's key "
+                    f"({s.reason}): someone other than the signer put it there",
+                    Layer.SIGNATURE,
+                )
+            )
+        elif integrity != "intact":
+            self.doubtful = True
+            reasons.append(
+                Reason(
+                    ReasonCode.SIGNATURE_UNVERIFIABLE,
+                    f"signature by {_signer(s)}{where} cannot be relied on: {s.reason}",
+                    Layer.SIGNATURE,
+                )
+            )
+        elif not s.trusted:
+            self.untrusted.append(s)
+        elif s.location is not None:
+            reasons.append(
+                Reason(
+                    ReasonCode.SIGNATURE_ITEM,
+                    f"valid item-level signature by {_describe_signature(s)} in {s.location}: it covers that item "
+                    "only, never the image",
+                    Layer.SIGNATURE,
+                )
+            )
+        else:
+            shortfall = _shortfall(s, present, policy.protected_tags(), policy)
+            if shortfall:
+                self.shortfalls.append((s, shortfall))
+            else:
+                self.complete.append(s)
+
+
+def _report_altered(altered: Sequence[SignatureInfo], *, superseded: bool, reasons: list[Reason]) -> None:
+    for s in altered:
         reasons.append(
             Reason(
-                ReasonCode.SIGNATURE_TRUSTED,
-                f"valid signature by {_describe_signature(s)} (trusted{legacy}) covers the pixels and every "
-                f"protected attribute{revocation}",
+                ReasonCode.SIGNATURE_SUPERSEDED if superseded else ReasonCode.SIGNATURE_INVALID,
+                f"signature by {_signer(s)}{_item_note(s)} is invalid: {s.reason}"
+                + ("; another trusted signature covers the current content" if superseded else ""),
                 Layer.SIGNATURE,
             )
         )
-    if doubtful:
-        return _Sig.DOUBTFUL
-    if complete:
-        return _Sig.TRUSTED
-    if shortfalls:
-        return _Sig.INCOMPLETE
-    return _Sig.UNTRUSTED
+
+
+def _report_complete(s: SignatureInfo, reasons: list[Reason]) -> None:
+    legacy = ""
+    if s.weaknesses:
+        legacy = " under the legacy-algorithms policy (" + "; ".join(s.weaknesses) + ")"
+        reasons.append(
+            Reason(
+                ReasonCode.SIGNATURE_LEGACY,
+                "legacy cryptography accepted by the policy: " + "; ".join(s.weaknesses),
+                Layer.SIGNATURE,
+            )
+        )
+    revocation = "" if str(s.revocation) == "good" else f"; revocation: {_revocation_text(s.revocation)}"
+    reasons.append(
+        Reason(
+            ReasonCode.SIGNATURE_TRUSTED,
+            f"valid signature by {_describe_signature(s)} (trusted{legacy}) covers the pixels and every "
+            f"protected attribute{revocation}",
+            Layer.SIGNATURE,
+        )
+    )
 
 
 # Integrity outcomes that, for a trusted signer, mean the signed content changed (ECDSA's "mismatch" too:
@@ -1055,7 +1081,7 @@ def _describe_signature(sig: SignatureInfo) -> str:
     parts = [_signer(sig)]
     role = sig.role
     if role:
-        parts.append(f"as {role.value if isinstance(role, Enum) else role}")
+        parts.append(f"as {role.value}")
     when = sig.timestamp or sig.datetime
     if when:
         parts.append(f"at {when}")

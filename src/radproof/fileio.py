@@ -42,9 +42,9 @@ def read_input_bytes(path: str | os.PathLike[str], *, limit: int | None = None) 
 
     Only regular files are read: a FIFO would block forever and a device (``/dev/zero``) never
     ends. At most ``limit`` bytes are read (and never more than
-    :func:`radproof.imaging.limits.max_input_bytes`); a bigger file is refused before reading.
+    :func:`radproof.limits.max_input_bytes`); a bigger file is refused before reading.
     """
-    from radproof.imaging.limits import max_input_bytes
+    from radproof.limits import max_input_bytes
 
     cap = max_input_bytes() if limit is None else min(limit, max_input_bytes())
     label = display_path(path)
@@ -126,7 +126,7 @@ def _kind(mode: int) -> str:
 
 
 def _hint(limit: int | None) -> str:
-    from radproof.imaging.limits import PIXEL_BYTES_ENV, max_input_bytes
+    from radproof.limits import PIXEL_BYTES_ENV, max_input_bytes
 
     if limit is not None and limit < max_input_bytes():
         return ""

@@ -332,7 +332,9 @@ def _declared(detection: Detection | None) -> str | None:
     """What the header says about generation, from the detector's decisive hints (C2PA, metadata)."""
     if detection is None:
         return None
-    decisive = [h.message for h in detection.hints if h.severity == "decisive"]
+    from radproof.detect.hints import HintSeverity
+
+    decisive = [h.message for h in detection.hints if h.severity is HintSeverity.DECISIVE]
     return "; ".join(decisive) or None
 
 

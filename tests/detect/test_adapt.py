@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from radproof.cli import main
-from radproof.detect.adapt import ROWS_FILE, adapt_detector, load_rows
 from radproof.detect.detector import Detector
-from radproof.detect.evaluate import fit
+from radproof.detect.lab.adapt import ROWS_FILE, adapt_detector, load_rows
+from radproof.detect.lab.evaluate import fit
 from radproof.errors import ConfigError, InputError
 
 from .conftest import chest_like, png_bytes, tiny_manifest

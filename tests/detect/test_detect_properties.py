@@ -101,7 +101,7 @@ def test_a_thumbnail_is_at_best_uncertain() -> None:
     """At 128 px the evidence cannot vouch for an image: `real` becomes `uncertain` there, and the
     evaluation counts it the same way."""
     from radproof.detect.detector import _cleared_only_at_full_size
-    from radproof.detect.evaluate import Fitted
+    from radproof.detect.lab.evaluate import Fitted
 
     assert _cleared_only_at_full_size("real", 128) == "uncertain"
     assert _cleared_only_at_full_size("real", 256) == "real"

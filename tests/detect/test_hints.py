@@ -9,7 +9,7 @@ import pytest
 
 from radproof.detect import detect, detect_file
 from radproof.detect.hints import blockiness, c2pa_hints, collect_hints
-from radproof.detect.perturbations import PERTURBATIONS
+from radproof.detect.lab.perturbations import PERTURBATIONS
 from radproof.imaging import load_bytes
 from radproof.imaging.radiograph import Radiograph
 

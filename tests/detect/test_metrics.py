@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from radproof.detect.metrics import auc, bootstrap_auc, expected_calibration_error, metrics, tpr_at_fpr
+from radproof.detect.lab.metrics import auc, bootstrap_auc, expected_calibration_error, metrics, tpr_at_fpr
 
 
 def test_auc_counts_pairs_and_ties() -> None:

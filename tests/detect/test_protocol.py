@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from radproof.detect.cues import CUES
-from radproof.detect.evaluate import leave_one_set_out, site_adaptation
-from radproof.detect.features import FeatureTable
-from radproof.detect.manifest import Item
+from radproof.detect.lab.evaluate import leave_one_set_out, site_adaptation
+from radproof.detect.lab.features import FeatureTable
+from radproof.detect.lab.manifest import Item
 
 
 def _table() -> FeatureTable:
@@ -56,8 +56,8 @@ def test_site_adaptation_can_add_only_a_few_images_and_limit_sets() -> None:
 def test_rows_without_a_fit_for_their_size_count_as_uncertain_not_synthetic() -> None:
     from dataclasses import replace
 
-    from radproof.detect.evaluate import fit
-    from radproof.detect.metrics import metrics
+    from radproof.detect.lab.evaluate import fit
+    from radproof.detect.lab.metrics import metrics
 
     table = _table()
     fitted = fit(table, np.ones(len(table.items), dtype=bool), "all")
@@ -75,7 +75,7 @@ def test_rows_kept_for_the_reference_are_fitted_on_but_never_tested() -> None:
     (up-sampled), but no fold tests them there."""
     from dataclasses import replace
 
-    from radproof.detect.evaluate import leave_one_generator_out
+    from radproof.detect.lab.evaluate import leave_one_generator_out
 
     table = _table()
     shorts = np.full(len(table.items), 1024)
@@ -101,7 +101,7 @@ def test_as_judged_tables_test_every_image_at_the_size_it_is_judged_at() -> None
     """The headline tables judge the small images as thumbnails, with the fold's thumbnail fit."""
     from dataclasses import replace
 
-    from radproof.detect.evaluate import (
+    from radproof.detect.lab.evaluate import (
         judged_rows,
         leave_one_generator_out_as_judged,
         leave_one_generator_out_fits,
@@ -133,8 +133,8 @@ def test_as_judged_tables_test_every_image_at_the_size_it_is_judged_at() -> None
 
 
 def test_the_forgers_view_perturbs_the_fakes_only() -> None:
-    from radproof.detect.evaluate import _forged, _Judged
-    from radproof.detect.manifest import in_holdout
+    from radproof.detect.lab.evaluate import _forged, _Judged
+    from radproof.detect.lab.manifest import in_holdout
 
     reals = [Item(Path(f"real-{k}.png"), 0, "a", "", "chest") for k in range(200)]
     reals = [i for i in reals if in_holdout(i)]

@@ -137,7 +137,7 @@ def test_equal_source_weights_protect_a_small_unusual_source() -> None:
 
 
 def test_clahe_and_local_contrast_stay_in_range_and_raise_local_contrast() -> None:
-    from radproof.detect.processing import PROCESSING, clahe
+    from radproof.detect.lab.processing import PROCESSING, clahe
 
     rng = np.random.default_rng(3)
     ramp = np.linspace(1000, 1400, 256)[None, :] + rng.normal(0, 8, (200, 256))  # low contrast, 16-bit-like
@@ -155,9 +155,9 @@ def test_clahe_and_local_contrast_stay_in_range_and_raise_local_contrast() -> No
 
 
 def test_processed_reals_widen_the_reference() -> None:
-    from radproof.detect.evaluate import fit
-    from radproof.detect.features import FeatureTable
-    from radproof.detect.manifest import Item
+    from radproof.detect.lab.evaluate import fit
+    from radproof.detect.lab.features import FeatureTable
+    from radproof.detect.lab.manifest import Item
 
     rng = np.random.default_rng(4)
 

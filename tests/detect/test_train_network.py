@@ -9,8 +9,8 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the train extra (torch) is not installed")
 
-from radproof.detect.train import network  # noqa: E402
-from radproof.detect.train.autoencoders import (  # noqa: E402
+from radproof.detect.lab.train import network  # noqa: E402
+from radproof.detect.lab.train.autoencoders import (  # noqa: E402
     DECODERS,
     SmallAutoencoder,
     reconstruct_with,

@@ -9,7 +9,8 @@ import pydicom
 import pytest
 
 from radproof.errors import InputError
-from radproof.provenance import Purpose, TrustStore, load_identity, sign_file, verify_file
+from radproof.netio import post_timestamp_query
+from radproof.provenance import Purpose, TimestampAuthority, TrustStore, load_identity, sign_file, verify_file
 from radproof.provenance.timestamp import check_timestamp, request_timestamp
 
 from .conftest import ID_PW, Pki, dcmsign_verify
@@ -19,7 +20,11 @@ def test_timestamped_signature_verifies_in_both_tools(
     pki: Pki, tsa_url: str, dicom_files: dict[str, Path], tmp_path: Path, dcmtk: str
 ) -> None:
     out = sign_file(
-        dicom_files["explicit"], tmp_path / "ts.dcm", load_identity(pki.tech, ID_PW), Purpose.SOURCE, tsa_url
+        dicom_files["explicit"],
+        tmp_path / "ts.dcm",
+        load_identity(pki.tech, ID_PW),
+        Purpose.SOURCE,
+        TimestampAuthority(tsa_url, post_timestamp_query),
     )
     item = pydicom.dcmread(out).DigitalSignaturesSequence[0]
     assert item.CertifiedTimestampType == "CMS_TSP"
@@ -39,7 +44,12 @@ def test_trust_is_judged_at_timestamp_time(
     pki: Pki, tsa_url: str, dicom_files: dict[str, Path], tmp_path: Path
 ) -> None:
     """A signature timestamped before the check time: a later expiry does not matter, the timestamp time does."""
-    out = sign_file(dicom_files["explicit"], tmp_path / "ts.dcm", load_identity(pki.tech, ID_PW), tsa_url=tsa_url)
+    out = sign_file(
+        dicom_files["explicit"],
+        tmp_path / "ts.dcm",
+        load_identity(pki.tech, ID_PW),
+        tsa=TimestampAuthority(tsa_url, post_timestamp_query),
+    )
     trust = TrustStore.from_files(pki.ca_pem, tsa=pki.ca_pem)
     cert_end = trust.anchors[0].not_valid_after_utc
     # Checked years later (after the signer certificate expired): still trusted thanks to the timestamp...
@@ -54,7 +64,7 @@ def test_trust_is_judged_at_timestamp_time(
 
 
 def test_timestamp_for_another_signature_is_rejected(pki: Pki, tsa_url: str) -> None:
-    token = request_timestamp(tsa_url, b"\x01" * 256)
+    token = request_timestamp(tsa_url, b"\x01" * 256, post=post_timestamp_query)
     good = check_timestamp(token, b"\x01" * 256)
     assert good.problem is None and good.time is not None and good.tsa_certificate is not None
     bad = check_timestamp(token, b"\x02" * 256)
@@ -69,8 +79,28 @@ def test_unreachable_tsa_is_a_clear_error(pki: Pki, dicom_files: dict[str, Path]
             dicom_files["explicit"],
             tmp_path / "x.dcm",
             load_identity(pki.tech, ID_PW),
-            tsa_url="http://127.0.0.1:9/none",
+            tsa=TimestampAuthority("http://127.0.0.1:9/none", post_timestamp_query),
         )
     assert not (tmp_path / "x.dcm").exists()
     with pytest.raises(InputError, match="http"):
-        request_timestamp("ftp://example.invalid/", b"x")
+        request_timestamp("ftp://example.invalid/", b"x", post=post_timestamp_query)
+
+
+def test_the_exchange_is_passed_in_and_its_reply_is_checked_whatever_carried_it() -> None:
+    """The signer opens no connection: the POST is a callable, and what it brings back is still verified."""
+    seen: list[tuple[str, bytes]] = []
+
+    def garbage(url: str, query: bytes) -> bytes:
+        seen.append((url, query))
+        return b"\x30\x03\x02\x01\x00"
+
+    with pytest.raises(InputError, match="did not send an RFC 3161 reply"):
+        request_timestamp("http://tsa.invalid/", b"\x01" * 256, post=garbage)
+    ((url, query),) = seen
+    assert url == "http://tsa.invalid/" and query[:1] == b"\x30"  # a DER TimeStampReq went out
+
+    def down(url: str, query: bytes) -> bytes:
+        raise ConnectionRefusedError("refused")
+
+    with pytest.raises(InputError, match="cannot reach the TSA"):
+        TimestampAuthority("http://tsa.invalid/", down)(b"\x01" * 256)

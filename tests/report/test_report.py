@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 
 from radproof.config import load_settings
+from radproof.imaging.overlays import heat_overlay, png, tamper_overlay
 from radproof.report import build_report, write_report
 from radproof.report import images as report_images
 from radproof.scan import scan_paths
+from radproof.watermark import TamperedBlock
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -55,18 +57,11 @@ def typed_records() -> tuple[list[dict[str, Any]], dict[str, dict[str, bytes]]]:
     gray = report_images.thumbnail(image)
     heat = np.zeros((16, 16), np.float32)
     heat[4:8, 4:8] = 1.0
-    mask = np.zeros(image.shape, bool)
-    mask[30:60, 20:50] = True
+    cut = [TamperedBlock(0, 0, 0, 30, 20, 30, 30)]
     previews = {
-        "ok.dcm": {"thumb": report_images.png(gray)},
-        "cut.dcm": {
-            "thumb": report_images.png(gray),
-            "tamper": report_images.png(report_images.tamper_overlay(gray, mask)),
-        },
-        "fake.png": {
-            "thumb": report_images.png(gray),
-            "heatmap": report_images.png(report_images.heatmap_overlay(gray, heat)),
-        },
+        "ok.dcm": {"thumb": png(gray)},
+        "cut.dcm": {"thumb": png(gray), "tamper": png(tamper_overlay(gray, cut, image_shape=image.shape))},
+        "fake.png": {"thumb": png(gray), "heatmap": png(heat_overlay(gray, heat))},
     }
     verdicts = [
         check(Evidence(path="ok.dcm", signature=signed(), watermark=mark(), detection=detection("real"))),
@@ -177,7 +172,7 @@ def test_previews_draw_the_detector_heatmap_and_the_tamper_map() -> None:
     from radproof.detect import Detection
     from radproof.imaging import Radiograph
     from radproof.scan.gather import previews
-    from radproof.watermark import TamperedBlock, WatermarkReading
+    from radproof.watermark import WatermarkReading
 
     image = Radiograph(pixels=np.tile(np.linspace(1000, 3000, 200, dtype=np.uint16), (300, 1)), bits_stored=12)
     heat = np.zeros((64, 64), np.float32)

@@ -90,7 +90,7 @@ def _unique(name: str, used: set[str]) -> str:
 
 def _expand_folders(targets: list[Path]) -> list[Path]:
     """Files as given (a missing one is reported in turn); folders replaced by the images under them."""
-    from radproof.scan.discover import image_paths
+    from radproof.imaging.folders import image_paths
 
     out: list[Path] = []
     for target in targets:
@@ -111,7 +111,7 @@ def evaluate_command(
     markdown: Annotated[Path | None, typer.Option("--markdown", help="Also write the tables as Markdown here.")] = None,
 ) -> None:
     """Detector metrics on labelled data: protocol folds, shipped-detector metrics, perturbation suite."""
-    from radproof.detect.report import render_markdown, run_evaluation
+    from radproof.detect.lab.report import render_markdown, run_evaluation
 
     results = run_evaluation(
         manifest, detector_dir=model, per_set=per_set, protocol=protocol, progress=None if json_out else _progress
@@ -160,7 +160,7 @@ def train_command(
     ] = "cpu",
 ) -> None:
     """Rebuild the detector from a manifest: real reference statistics, calibration, optional network."""
-    from radproof.detect.training import train_detector
+    from radproof.detect.lab.training import train_detector
 
     summary: dict[str, Any] = train_detector(
         manifest,
@@ -194,7 +194,7 @@ def adapt_command(
 
     Use the result with `radproof detect --model DIR`, or set \\[detector] model in the configuration.
     """
-    from radproof.detect.adapt import adapt_detector
+    from radproof.detect.lab.adapt import adapt_detector
 
     def progress(k: int, n: int) -> None:
         if not json_out and k and k % 50 == 0:

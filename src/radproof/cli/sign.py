@@ -12,7 +12,9 @@ from radproof.cli._common import Exit, console, err_console, print_json_line, re
 _MAX_VERIFY_THREADS = 8
 
 if TYPE_CHECKING:
+    from radproof.provenance.codes import Purpose
     from radproof.provenance.identity import Identity
+    from radproof.provenance.signer import Timestamper
     from radproof.provenance.verifier import VerificationResult
 
 
@@ -44,14 +46,25 @@ def sign_command(
     if output is None and not in_place:
         raise InputError("give an output file with -o OUT (or --in-place to overwrite the input)")
     chosen = Purpose.from_label(purpose)
+    stamp = _timestamp_authority(tsa)
     if pkcs11 is not None:
-        written = _sign_with_token(source, output, identity, pkcs11, passphrase_file, chosen, tsa, in_place)
+        written = _sign_with_token(source, output, identity, pkcs11, passphrase_file, chosen, stamp, in_place)
     else:
         from radproof.provenance.identity import load_identity
 
         ident = load_identity(identity, read_passphrase(passphrase_file, what=f"the key in {identity}"))
-        written = sign_file(source, output, ident, chosen, tsa, in_place=in_place)
+        written = sign_file(source, output, ident, chosen, stamp, in_place=in_place)
         console.print(f"signed {source} -> {written} as [bold]{ident.name}[/] ({chosen.label})")
+
+
+def _timestamp_authority(url: str | None) -> Timestamper | None:
+    """The TSA at ``url``, reached over HTTP by radproof.netio (the signer itself opens no connection)."""
+    if url is None:
+        return None
+    from radproof.netio import post_timestamp_query
+    from radproof.provenance.timestamp import TimestampAuthority
+
+    return TimestampAuthority(url, post_timestamp_query)
 
 
 def _sign_with_token(
@@ -60,17 +73,15 @@ def _sign_with_token(
     identity: Path,
     uri_text: str,
     passphrase_file: Path | None,
-    purpose: object,
-    tsa: str | None,
+    purpose: Purpose,
+    tsa: Timestamper | None,
     in_place: bool,
 ) -> Path:
     from radproof.errors import KeyFileError
-    from radproof.provenance.codes import Purpose
     from radproof.provenance.identity import CERT, CHAIN, Identity, load_certificate, load_certificates
     from radproof.provenance.pkcs11_keys import Pkcs11Session, Pkcs11Uri
     from radproof.provenance.signer import sign_file
 
-    assert isinstance(purpose, Purpose)
     uri = Pkcs11Uri.parse(uri_text)
     needs_pin = uri.pin_value is None and uri.pin_source is None
     pin = uri.pin(read_passphrase(passphrase_file, what="the token PIN") if needs_pin else None)
@@ -185,7 +196,7 @@ def _show(result: VerificationResult) -> None:
         table.add_row(
             str(n) if sig.location is None else f"{n} ({shown(sig.location)})",
             shown(sig.signer or "?"),
-            shown(sig.role or "-"),
+            shown(sig.role.value if sig.role else "-"),
             shown(sig.purpose or "-"),
             _when(sig.datetime),
             _when(sig.timestamp),

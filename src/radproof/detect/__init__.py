@@ -5,14 +5,15 @@
 >>> result.verdict, result.synthetic_probability
 ('real', 0.08)
 
-Layers: :mod:`~radproof.detect.normalize` (one normalization for every input),
-:mod:`~radproof.detect.cues` (physics and forensic cues), :mod:`~radproof.detect.reference` (their
-distributions on real radiographs), :mod:`~radproof.detect.model` (the learned network, ONNX),
-:mod:`~radproof.detect.fusion` (calibration, verdict, evidence), :mod:`~radproof.detect.hints`
-(metadata and C2PA, reported apart), :mod:`~radproof.detect.explain` (heatmap PNG) and
-:mod:`~radproof.detect.evaluate` (the protocol folds and the perturbation suite), built on
-:mod:`~radproof.detect.manifest`, :mod:`~radproof.detect.perturbations`,
-:mod:`~radproof.detect.features` and :mod:`~radproof.detect.metrics`.
+What judging an image needs: :mod:`~radproof.detect.normalize` (one normalization for every input,
+training included), :mod:`~radproof.detect.cues` (physics and forensic cues),
+:mod:`~radproof.detect.reference` (their distributions on real radiographs),
+:mod:`~radproof.detect.model` (the learned network, ONNX), :mod:`~radproof.detect.fusion`
+(calibration, verdict, evidence), :mod:`~radproof.detect.hints` (metadata and C2PA, reported apart)
+and :mod:`~radproof.detect.explain` (the heatmap).
+
+How the detector is made and measured (evaluation folds, perturbations, fitting, training, site
+adaptation, studies) lives apart in :mod:`radproof.detect.lab`, which inference never imports.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from radproof.detect.detector import Detection, Detector, default_detector
-from radproof.detect.hints import Hint
+from radproof.detect.fusion import DetectorVerdict
+from radproof.detect.hints import Hint, HintSeverity
 from radproof.imaging.radiograph import Radiograph
 
-__all__ = ["Detection", "Detector", "Hint", "detect", "detect_file"]
+__all__ = ["Detection", "Detector", "DetectorVerdict", "Hint", "HintSeverity", "detect", "detect_file"]
 
 
 def detect(

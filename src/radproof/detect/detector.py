@@ -18,8 +18,8 @@ import numpy as np
 import numpy.typing as npt
 
 from radproof.detect import cues as cue_functions
-from radproof.detect.fusion import Calibration, evidence_items, model_evidence
-from radproof.detect.hints import Hint, collect_hints
+from radproof.detect.fusion import Calibration, DetectorVerdict, evidence_items, model_evidence
+from radproof.detect.hints import Hint, HintSeverity, collect_hints
 from radproof.detect.model import OnnxModel
 from radproof.detect.normalize import (
     SMALL_WORK_SIZE,
@@ -46,11 +46,14 @@ STABILITY_QUALITY = 75
 
 @dataclass(frozen=True)
 class Detection:
-    """The detector's answer for one image (``to_dict()`` is the JSON contract of ``radproof detect``)."""
+    """The detector's answer for one image (``to_dict()`` is the JSON contract of ``radproof detect``).
+
+    ``verdict`` given as text is checked and converted to a :class:`DetectorVerdict`.
+    """
 
     path: str | None
     synthetic_probability: float
-    verdict: str
+    verdict: DetectorVerdict
     evidence: tuple[dict[str, Any], ...]
     hints: tuple[Hint, ...]
     square_heatmap: npt.NDArray[np.float32] | None = field(default=None, repr=False, compare=False)
@@ -74,11 +77,14 @@ class Detection:
         full[y0:y1, x0:x1] = self.square_heatmap[y0 - top : y1 - top, x0 - left : x1 - left]
         return full
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "verdict", DetectorVerdict(self.verdict))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "path": self.path,
             "synthetic_probability": round(self.synthetic_probability, 4),
-            "verdict": self.verdict,
+            "verdict": self.verdict.value,
             "evidence": [dict(e) for e in self.evidence],
             "hints": [h.to_dict() for h in self.hints],
         }
@@ -195,8 +201,8 @@ class Detector:
             h, w = norm.original_shape
             problems.append(f"the image is small ({h} x {w}) and this detector has no reference for thumbnails")
         if problems or scale is None:
-            hints += [Hint("unreliable_input", "info", p) for p in problems]
-            verdict = _decisive(hints) or "uncertain"
+            hints += [Hint("unreliable_input", HintSeverity.INFO, p) for p in problems]
+            verdict = _decisive(hints) or DetectorVerdict.UNCERTAIN
             return Detection(label, UNCERTAIN_PROBABILITY, verdict, (), tuple(hints), None, norm.pixels)
         if norm.work_size != WORK_SIZE:
             h, w = norm.original_shape
@@ -204,7 +210,7 @@ class Detector:
             hints.append(
                 Hint(
                     "thumbnail",
-                    "info",
+                    HintSeverity.INFO,
                     f"the image is small ({h} x {w}); it was judged at {norm.work_size} px{mirrored} against "
                     f"real radiographs shrunk to that size, which carries less evidence than a full-size image "
                     f"(a thumbnail is never called real, at best uncertain)",
@@ -221,16 +227,16 @@ class Detector:
             again_verdict = _cleared_only_at_full_size(
                 probe_scale.calibration.verdict(again.probability), probe.work_size
             )
-        if again_verdict != verdict and verdict != "uncertain":
+        if again_verdict != verdict and verdict != DetectorVerdict.UNCERTAIN:
             hints.append(
                 Hint(
                     "unstable_verdict",
-                    "info",
+                    HintSeverity.INFO,
                     f"the pixel verdict changes after JPEG re-compression ({score.probability:.2f} -> "
                     f"{again.probability:.2f}); reported as uncertain",
                 )
             )
-            verdict = "uncertain"
+            verdict = DetectorVerdict.UNCERTAIN
         decisive = _decisive(hints)
         if decisive:
             verdict = decisive
@@ -277,8 +283,9 @@ def _stability_probe(norm: Normalized) -> Normalized | None:
     return normalize_array(reencode(norm.preview, STABILITY_QUALITY))
 
 
-def _decisive(hints: list[Hint]) -> str | None:
-    return "synthetic" if any(h.severity == "decisive" for h in hints) else None
+def _decisive(hints: list[Hint]) -> DetectorVerdict | None:
+    decisive = any(h.severity is HintSeverity.DECISIVE for h in hints)
+    return DetectorVerdict.SYNTHETIC if decisive else None
 
 
 def _heatmap(norm: Normalized, score: PixelScore) -> npt.NDArray[np.float32]:
@@ -326,6 +333,8 @@ def detector_from(folder: str | None) -> Detector:
     return default_detector() if folder is None else Detector.load(folder)
 
 
-def _cleared_only_at_full_size(verdict: str, work_size: int) -> str:
+def _cleared_only_at_full_size(verdict: DetectorVerdict, work_size: int) -> DetectorVerdict:
     """``real`` becomes ``uncertain`` where the working size cannot vouch for an image."""
-    return "uncertain" if verdict == "real" and not clears_as_real(work_size) else verdict
+    if verdict == DetectorVerdict.REAL and not clears_as_real(work_size):
+        return DetectorVerdict.UNCERTAIN
+    return verdict

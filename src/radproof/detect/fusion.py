@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,15 @@ from scipy.special import log_ndtr, ndtri_exp
 from radproof.detect.cues import DESCRIPTIONS
 from radproof.detect.reference import Reference
 from radproof.errors import InputError
+
+
+class DetectorVerdict(StrEnum):
+    """The detector's answer: two thresholds fixed at training time split the probability."""
+
+    REAL = "real"
+    UNCERTAIN = "uncertain"
+    SYNTHETIC = "synthetic"
+
 
 #: Percentiles outside [LOW, 100 - LOW] of the real reference are reported as "lower/higher than real".
 LOW = 5.0
@@ -178,12 +188,12 @@ class Calibration:
             z = self.slope * self.score(atypicality, model_logit) + self.intercept
         return float(_sigmoid(z))
 
-    def verdict(self, probability: float) -> str:
+    def verdict(self, probability: float) -> DetectorVerdict:
         if probability >= self.threshold_synthetic:
-            return "synthetic"
+            return DetectorVerdict.SYNTHETIC
         if probability < self.threshold_real:
-            return "real"
-        return "uncertain"
+            return DetectorVerdict.REAL
+        return DetectorVerdict.UNCERTAIN
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -19,6 +19,7 @@ import json
 import re
 import warnings
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import PurePath
 from typing import Any
 
@@ -43,16 +44,27 @@ _GENERATOR_WORDS = re.compile(
 _UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 
 
+class HintSeverity(StrEnum):
+    """How much a hint weighs (see the module's description)."""
+
+    DECISIVE = "decisive"
+    SUSPICIOUS = "suspicious"
+    INFO = "info"
+
+
 @dataclass(frozen=True)
 class Hint:
-    """One metadata or provenance observation."""
+    """One metadata or provenance observation (``severity`` given as text is checked and converted)."""
 
     name: str
-    severity: str  # decisive | suspicious | info
+    severity: HintSeverity
     message: str
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "severity", HintSeverity(self.severity))
+
     def to_dict(self) -> dict[str, str]:
-        return {"name": self.name, "severity": self.severity, "message": self.message}
+        return {"name": self.name, "severity": self.severity.value, "message": self.message}
 
 
 def c2pa_hints(data: bytes, mime: str | None) -> list[Hint]:
@@ -69,7 +81,9 @@ def c2pa_hints(data: bytes, mime: str | None) -> list[Hint]:
         except ImportError:
             manifest_json = None
         except Exception as exc:
-            hints.append(Hint("c2pa", "suspicious", f"a C2PA manifest is present but cannot be read ({exc})"))
+            hints.append(
+                Hint("c2pa", HintSeverity.SUSPICIOUS, f"a C2PA manifest is present but cannot be read ({exc})")
+            )
     if manifest_json is not None:
         ai = [t for t in AI_SOURCE_TYPES if t in manifest_json]
         generator = _claim_generator(manifest_json)
@@ -77,28 +91,34 @@ def c2pa_hints(data: bytes, mime: str | None) -> list[Hint]:
             hints.append(
                 Hint(
                     "c2pa_ai_generated",
-                    "decisive",
+                    HintSeverity.DECISIVE,
                     f"the C2PA manifest declares digital source type {ai[0]}"
                     + (f" (claim generator {generator})" if generator else ""),
                 )
             )
         else:
-            hints.append(Hint("c2pa", "info", "a C2PA manifest is present and declares no AI generation"))
+            hints.append(Hint("c2pa", HintSeverity.INFO, "a C2PA manifest is present and declares no AI generation"))
     elif has_jumbf:
         if any(t.encode() in data for t in AI_SOURCE_TYPES):
             hints.append(
                 Hint(
                     "c2pa_ai_generated",
-                    "suspicious",
+                    HintSeverity.SUSPICIOUS,
                     "the file embeds a C2PA manifest naming an AI digital source type; install "
                     "c2pa-python to read and validate it",
                 )
             )
         else:
-            hints.append(Hint("c2pa", "info", "the file embeds a C2PA manifest (install c2pa-python to read it)"))
+            hints.append(
+                Hint("c2pa", HintSeverity.INFO, "the file embeds a C2PA manifest (install c2pa-python to read it)")
+            )
     elif any(t.encode() in data for t in AI_SOURCE_TYPES):
         hints.append(
-            Hint("xmp_ai_generated", "suspicious", "embedded XMP/IPTC metadata names an AI digital source type")
+            Hint(
+                "xmp_ai_generated",
+                HintSeverity.SUSPICIOUS,
+                "embedded XMP/IPTC metadata names an AI digital source type",
+            )
         )
     return hints
 
@@ -122,14 +142,14 @@ def dicom_hints(image: Radiograph) -> list[Hint]:
         return []
     hints: list[Hint] = []
     if str(getattr(ds, "ImageComments", "")).startswith("SIMULATED PHANTOM"):
-        hints.append(Hint("phantom", "info", "the header marks this image as a simulated phantom"))
+        hints.append(Hint("phantom", HintSeverity.INFO, "the header marks this image as a simulated phantom"))
     modality = str(ds.get("Modality", "")).upper()
     sop = str(ds.get("SOPClassUID", ""))
     if sop.startswith(_SECONDARY_CAPTURE):
         hints.append(
             Hint(
                 "secondary_capture",
-                "suspicious",
+                HintSeverity.SUSPICIOUS,
                 f"Secondary Capture object (modality {modality or 'unset'}): a re-wrapped picture, not a "
                 "detector acquisition",
             )
@@ -139,7 +159,7 @@ def dicom_hints(image: Radiograph) -> list[Hint]:
             hints.append(
                 Hint(
                     "low_bit_depth",
-                    "suspicious",
+                    HintSeverity.SUSPICIOUS,
                     f"{modality} image with {image.bits_stored}-bit pixels (detectors store 10-16 bits)",
                 )
             )
@@ -160,7 +180,7 @@ def dicom_hints(image: Radiograph) -> list[Hint]:
             hints.append(
                 Hint(
                     "no_exposure_data",
-                    "suspicious",
+                    HintSeverity.SUSPICIOUS,
                     f"{modality} image without any exposure attribute (kVp, mAs, exposure index)",
                 )
             )
@@ -168,17 +188,17 @@ def dicom_hints(image: Radiograph) -> list[Hint]:
             hints.append(
                 Hint(
                     "no_detector_data",
-                    "suspicious",
+                    HintSeverity.SUSPICIOUS,
                     "DX image without detector attributes (Detector Type/ID, Imager Pixel Spacing)",
                 )
             )
     for keyword in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"):
         uid = str(ds.get(keyword, ""))
         if uid and (len(uid) > 64 or not _UID.match(uid)):
-            hints.append(Hint("malformed_uid", "suspicious", f"{keyword} {uid[:70]!r} is not a valid UID"))
+            hints.append(Hint("malformed_uid", HintSeverity.SUSPICIOUS, f"{keyword} {uid[:70]!r} is not a valid UID"))
     ts = str(ds.file_meta.get("TransferSyntaxUID", "")) if getattr(ds, "file_meta", None) else ""
     if ts in ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51") and modality in ("DX", "CR"):
-        hints.append(Hint("lossy_original", "info", "the pixel data is lossy JPEG (baseline/extended)"))
+        hints.append(Hint("lossy_original", HintSeverity.INFO, "the pixel data is lossy JPEG (baseline/extended)"))
     return hints
 
 
@@ -203,7 +223,9 @@ def raster_hints(image: Radiograph, data: bytes | None) -> list[Hint]:
     hints: list[Hint] = []
     rows, cols = image.shape
     if image.source_format is not SourceFormat.DICOM and (cols, rows) in GENERATOR_SIZES:
-        hints.append(Hint("generator_size", "suspicious", f"{cols} x {rows} is a common image-generator output size"))
+        hints.append(
+            Hint("generator_size", HintSeverity.SUSPICIOUS, f"{cols} x {rows} is a common image-generator output size")
+        )
     if image.source_format in (SourceFormat.PNG, SourceFormat.TIFF, SourceFormat.DICOM) and image.pixels.ndim == 2:
         frame = image.pixels
         if frame.dtype == np.uint8 and min(frame.shape) >= 64:
@@ -212,7 +234,7 @@ def raster_hints(image: Radiograph, data: bytes | None) -> list[Hint]:
                 hints.append(
                     Hint(
                         "jpeg_history",
-                        "suspicious",
+                        HintSeverity.SUSPICIOUS,
                         f"8 x 8 block artefacts (blockiness {b:.2f}) in a "
                         f"lossless {image.source_format.value.upper()} file: it was JPEG-compressed before",
                     )
@@ -220,7 +242,7 @@ def raster_hints(image: Radiograph, data: bytes | None) -> list[Hint]:
     if data is not None and image.source_format is SourceFormat.JPEG:
         quality = _jpeg_quality(data)
         if quality is not None:
-            hints.append(Hint("jpeg_quality", "info", f"JPEG quality about {quality}"))
+            hints.append(Hint("jpeg_quality", HintSeverity.INFO, f"JPEG quality about {quality}"))
         frame = image.pixels if image.pixels.ndim == 2 else image.pixels[0]
         if frame.dtype == np.uint8 and min(frame.shape) >= 64:
             shifted = blockiness(frame[4:1028, 4:1028])
@@ -228,7 +250,7 @@ def raster_hints(image: Radiograph, data: bytes | None) -> list[Hint]:
                 hints.append(
                     Hint(
                         "jpeg_double_compression",
-                        "suspicious",
+                        HintSeverity.SUSPICIOUS,
                         "block artefacts off the current 8 x 8 grid: the image was compressed "
                         "twice, once after cropping or resizing",
                     )
@@ -237,9 +259,9 @@ def raster_hints(image: Radiograph, data: bytes | None) -> list[Hint]:
         found = _GENERATOR_WORDS.search(data[:65536] + data[-65536:])
         if found:
             word = found.group(0).decode("latin-1", "replace")
-            hints.append(Hint("generator_text", "suspicious", f"the file's metadata mentions {word!r}"))
+            hints.append(Hint("generator_text", HintSeverity.SUSPICIOUS, f"the file's metadata mentions {word!r}"))
     if image.was_color:
-        hints.append(Hint("colour", "info", "the file is in colour; radiographs are grayscale"))
+        hints.append(Hint("colour", HintSeverity.INFO, "the file is in colour; radiographs are grayscale"))
     return hints
 
 
@@ -361,7 +383,7 @@ def name_hints(image: Radiograph, name: str | None) -> list[Hint]:
     return [
         Hint(
             "renamed_file",
-            "info",
+            HintSeverity.INFO,
             f"the file holds {image.source_format.value.upper()} data but its name ends in {suffix} "
             "(renamed, not converted)",
         )
@@ -378,5 +400,5 @@ def collect_hints(image: Radiograph, data: bytes | None = None, name: str | None
     hints += dicom_hints(image)
     hints += raster_hints(image, data)
     if image.n_frames > 1:
-        hints.append(Hint("multi_frame", "info", f"only the first of {image.n_frames} frames was analysed"))
+        hints.append(Hint("multi_frame", HintSeverity.INFO, f"only the first of {image.n_frames} frames was analysed"))
     return hints

@@ -13,7 +13,7 @@ import zlib
 from typing import NamedTuple
 
 from radproof.errors import InputError, ResourceLimitError
-from radproof.imaging.limits import PIXEL_BYTES_ENV
+from radproof.limits import PIXEL_BYTES_ENV
 
 DEFLATED = "1.2.840.10008.1.2.1.99"
 #: JPEG start-of-frame markers (baseline, extended, progressive, lossless, arithmetic; JPEG-LS SOF55).

@@ -21,8 +21,8 @@ from radproof.dicom_encoding import element_order_problem, encoding_problem
 from radproof.errors import InputError, ResourceLimitError, UnsupportedError
 from radproof.fileio import source_bytes
 from radproof.imaging.codestreams import check_inflated_size, deflated_body_offset, frame_size
-from radproof.imaging.limits import check_declared_size, max_input_bytes
 from radproof.imaging.radiograph import Photometric, Radiograph, SourceFormat
+from radproof.limits import check_declared_size, max_input_bytes
 
 _PIXEL_DATA = 0x7FE00010
 #: Enough of a compressed frame to hold its SOF or SIZ (after any APPn and table segments).

@@ -13,8 +13,8 @@ from PIL import Image, UnidentifiedImageError
 
 from radproof.errors import InputError, ResourceLimitError, UnsupportedError
 from radproof.fileio import atomic_write_bytes, source_bytes
-from radproof.imaging.limits import check_declared_size, max_pixel_bytes, max_side
 from radproof.imaging.radiograph import Photometric, Radiograph, SourceFormat
+from radproof.limits import check_declared_size, max_pixel_bytes, max_side
 
 _FORMATS = {
     "PNG": SourceFormat.PNG,

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from radproof.provenance.codes import MacAlgorithm, Purpose, Role
     from radproof.provenance.identity import Identity, init_ca, issue_identity, load_identity, revoke_identity
     from radproof.provenance.signer import sign_dataset, sign_file
+    from radproof.provenance.timestamp import TimestampAuthority
     from radproof.provenance.trust import TrustStore
     from radproof.provenance.verifier import SignatureReport, VerificationResult, verify_dataset, verify_file
 
@@ -34,6 +35,7 @@ _HOMES = {
     "revoke_identity": "identity",
     "sign_dataset": "signer",
     "sign_file": "signer",
+    "TimestampAuthority": "timestamp",
     "TrustStore": "trust",
     "SignatureReport": "verifier",
     "VerificationResult": "verifier",
@@ -47,6 +49,7 @@ __all__ = [
     "Purpose",
     "Role",
     "SignatureReport",
+    "TimestampAuthority",
     "TrustStore",
     "VerificationResult",
     "init_ca",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import Enum, StrEnum
 
 from radproof.errors import PolicyError
 
@@ -67,7 +67,7 @@ def purpose_name(code_value: str) -> str:
     return meaning if meaning else f"code {code_value}"
 
 
-class Role(Enum):
+class Role(StrEnum):
     """Who holds a signing identity; recorded in the certificate's subject title and read back by verify."""
 
     TECHNOLOGIST = "technologist"

@@ -10,7 +10,7 @@ import secrets
 import stat
 import struct
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,9 @@ from radproof.provenance import dicom_signature as stream
 from radproof.provenance.codes import MIN_RSA_BITS, PURPOSE_SCHEME, MacAlgorithm, Purpose
 from radproof.provenance.identity import Identity
 
+#: From a signature value to the DER TimeStampToken over it (see radproof.provenance.timestamp).
+Timestamper = Callable[[bytes], bytes]
+
 CERTIFICATE_TYPE = "X509_1993_SIG"
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _ITEM_HEADER_16 = b"\xfe\xff\x00\xe0\x10\x00\x00\x00"  # item tag, length 16
@@ -40,7 +43,7 @@ def sign_dataset(
     ds: Dataset,
     identity: Identity,
     purpose: Purpose = Purpose.SOURCE,
-    tsa_url: str | None = None,
+    tsa: Timestamper | None = None,
     *,
     algorithm: MacAlgorithm = MacAlgorithm.SHA256,
     now: dt.datetime | None = None,
@@ -59,8 +62,10 @@ def sign_dataset(
         Certificate and key (see :func:`radproof.provenance.load_identity`).
     purpose
         Digital Signature Purpose Code (CID 7007).
-    tsa_url
-        Ask this RFC 3161 Time-Stamp Authority for a Certified Timestamp over the signature.
+    tsa
+        Asked for an RFC 3161 Certified Timestamp over the signature value: a callable from the
+        signature bytes to a DER TimeStampToken, such as
+        ``TimestampAuthority(url, radproof.netio.post_timestamp_query)``.
     algorithm
         MAC algorithm; SHA-256 or stronger (weaker ones raise :class:`~radproof.errors.PolicyError`).
     """
@@ -93,11 +98,9 @@ def sign_dataset(
 
     item.CertificateOfSigner = _der(identity)
     item.Signature = signature
-    if tsa_url is not None:
-        from radproof.provenance.timestamp import request_timestamp
-
+    if tsa is not None:
         item.CertifiedTimestampType = TIMESTAMP_TYPE
-        item.CertifiedTimestamp = request_timestamp(tsa_url, signature)
+        item.CertifiedTimestamp = tsa(signature)
 
     params = Dataset()
     params.MACIDNumber = mac_id
@@ -114,7 +117,7 @@ def sign_file(
     out_path: str | Path | None,
     identity: Identity,
     purpose: Purpose = Purpose.SOURCE,
-    tsa_url: str | None = None,
+    tsa: Timestamper | None = None,
     *,
     in_place: bool = False,
     algorithm: MacAlgorithm = MacAlgorithm.SHA256,
@@ -134,7 +137,7 @@ def sign_file(
         if not in_place and target.exists() and target.resolve() == source.resolve():
             raise InputError(f"{target} is the input file; use --in-place to overwrite it")
     ds = read_for_signature(source, str(source))
-    sign_dataset(ds, identity, purpose, tsa_url, algorithm=algorithm)
+    sign_dataset(ds, identity, purpose, tsa, algorithm=algorithm)
     atomic_write_bytes(target, b"".join(dataset_chunks(ds)))
     return target
 

@@ -2,6 +2,9 @@
 
 The Certified Timestamp (0400,0310) of a DICOM signature holds a DER TimeStampToken (CMS SignedData
 over a TSTInfo) whose message imprint is the hash of the Signature (0400,0120) bytes.
+
+This module opens no connection: the HTTP exchange with the TSA is a function passed in
+(:func:`radproof.netio.post_timestamp_query` on the command line, anything else in tests or a gateway).
 """
 
 from __future__ import annotations
@@ -9,8 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
-import urllib.error
-import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from asn1crypto import algos, cms, tsp
@@ -23,8 +25,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from radproof.errors import InputError, PolicyError
 from radproof.provenance.codes import der_without_padding
 
-TIMEOUT_S = 30
 MAX_REPLY = 1 << 20
+
+#: ``post(url, der_request) -> der_reply``: one HTTP POST of an ``application/timestamp-query``.
+#: It raises OSError when the TSA cannot be reached or answers with an HTTP error.
+TimestampPost = Callable[[str, bytes], bytes]
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha1": hashes.SHA1,
     "sha256": hashes.SHA256,
@@ -45,8 +50,10 @@ class TimestampCheck:
     warnings: tuple[str, ...] = ()
 
 
-def request_timestamp(url: str, signature: bytes, *, algorithm: str = "sha256") -> bytes:
-    """Ask the TSA at ``url`` to timestamp ``signature``; return the DER TimeStampToken.
+def request_timestamp(url: str, signature: bytes, *, post: TimestampPost, algorithm: str = "sha256") -> bytes:
+    """Ask the TSA at ``url`` to timestamp ``signature`` through ``post``; return the DER TimeStampToken.
+
+    The reply is checked here (status, nonce, imprint), whatever carried it.
 
     Raises
     ------
@@ -67,20 +74,10 @@ def request_timestamp(url: str, signature: bytes, *, algorithm: str = "sha256") 
             "cert_req": True,
         }
     )
-    http_request = urllib.request.Request(  # noqa: S310 (the scheme is checked above)
-        url,
-        data=request.dump(),
-        headers={"Content-Type": "application/timestamp-query", "Accept": "application/timestamp-reply"},
-        method="POST",
-    )
     try:
-        with urllib.request.urlopen(http_request, timeout=TIMEOUT_S) as reply:  # noqa: S310
-            body = reply.read(MAX_REPLY + 1)
-    except urllib.error.HTTPError as exc:
-        raise InputError(f"the TSA at {url} answered HTTP {exc.code}; check the address") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise InputError(f"cannot reach the TSA at {url} ({reason})") from None
+        body = post(url, request.dump())
+    except OSError as exc:
+        raise InputError(f"cannot reach the TSA at {url} ({exc})") from None
     if len(body) > MAX_REPLY:
         raise InputError(f"the TSA at {url} sent an oversized reply")
     try:
@@ -103,6 +100,21 @@ def request_timestamp(url: str, signature: bytes, *, algorithm: str = "sha256") 
     except Exception:
         raise InputError(f"the TSA at {url} sent a malformed timestamp token") from None
     return bytes(token.dump())
+
+
+@dataclass(frozen=True)
+class TimestampAuthority:
+    """An RFC 3161 TSA to ask for certified timestamps: its URL and how to reach it.
+
+    Calling it with a signature value returns the DER TimeStampToken for it, as
+    :func:`~radproof.provenance.sign_dataset` expects.
+    """
+
+    url: str
+    post: TimestampPost
+
+    def __call__(self, signature: bytes) -> bytes:
+        return request_timestamp(self.url, signature, post=self.post)
 
 
 def check_timestamp(token_der: bytes, signature: bytes) -> TimestampCheck:

@@ -40,7 +40,7 @@ from pydicom.uid import UID
 from radproof.dicom_encoding import encoding_problem
 from radproof.errors import InputError, RadproofError
 from radproof.provenance import dicom_signature as stream
-from radproof.provenance.codes import MacAlgorithm, der_without_padding, purpose_name
+from radproof.provenance.codes import MacAlgorithm, Role, der_without_padding, purpose_name
 from radproof.provenance.identity import certificate_role, subject_name
 from radproof.provenance.trust import Revocation, TrustStore, Usage
 
@@ -88,6 +88,14 @@ class Integrity(StrEnum):
         return self in (Integrity.DATA_CHANGED, Integrity.ENCODING_CHANGED, Integrity.ELEMENT_REMOVED)
 
 
+class SignatureStatus(StrEnum):
+    """The outcome for a whole file."""
+
+    VALID = "valid"  # at least one signature, and every signature valid and trusted
+    INVALID = "invalid"  # at least one signature fails
+    UNSIGNED = "unsigned"  # no signature at all
+
+
 class TrustTimeSource(StrEnum):
     """Where the time a signer's certificate was checked at comes from."""
 
@@ -103,7 +111,8 @@ class SignatureReport:
     """
 
     signer: str | None
-    role: str | None
+    role: Role | None
+    #: The CID 7007 purpose: ``source``, ``author``, ``approval``, another code's meaning, or ``code N``.
     purpose: str | None
     datetime: str | None
     timestamp: str | None
@@ -125,6 +134,15 @@ class SignatureReport:
     #: Why the signer is not trusted (None when trusted).
     trust_reason: str | None = None
 
+    def __post_init__(self) -> None:
+        # Coded values given as text are checked and converted here, where a report is made.
+        if self.role is not None:
+            object.__setattr__(self, "role", Role(self.role))
+        object.__setattr__(self, "integrity", Integrity(self.integrity))
+        object.__setattr__(self, "trust_time_source", TrustTimeSource(self.trust_time_source))
+        if self.revocation is not None:
+            object.__setattr__(self, "revocation", Revocation(self.revocation))
+
     @property
     def ok(self) -> bool:
         """Valid and trusted."""
@@ -139,7 +157,7 @@ class SignatureReport:
         """``signer``, ``role``, ``purpose``, ``datetime``, ``timestamp``, ``valid``, ``reason``, ``trusted``, ..."""
         return {
             "signer": self.signer,
-            "role": self.role,
+            "role": None if self.role is None else self.role.value,
             "purpose": self.purpose,
             "datetime": self.datetime,
             "timestamp": self.timestamp,
@@ -161,7 +179,8 @@ class SignatureReport:
 
 @dataclass(frozen=True)
 class VerificationResult:
-    """All signatures of one file. ``status`` is ``valid``, ``invalid`` or ``unsigned``.
+    """All signatures of one file. ``status`` (given as text, it is checked and converted): see
+    :class:`SignatureStatus`.
 
     Attributes
     ----------
@@ -175,23 +194,26 @@ class VerificationResult:
     """
 
     path: str | None
-    status: str
+    status: SignatureStatus
     signatures: tuple[SignatureReport, ...] = ()
     unsigned_elements: tuple[int, ...] = ()
     present_elements: tuple[int, ...] = ()
     unsignable_elements: tuple[int, ...] = ()
     error: str | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", SignatureStatus(self.status))
+
     @property
     def passed(self) -> bool:
         """Every signature valid and trusted, and at least one signature."""
-        return self.status == "valid"
+        return self.status is SignatureStatus.VALID
 
     def to_dict(self) -> dict[str, Any]:
         """The verify JSON contract: ``path``, ``status``, ``signatures``, ``unsigned_elements``."""
         return {
             "path": self.path,
-            "status": self.status,
+            "status": self.status.value,
             "signatures": [s.to_dict() for s in self.signatures],
             "unsigned_elements": [describe_tag(t) for t in self.unsigned_elements],
             "unsignable_elements": [describe_tag(t) for t in self.unsignable_elements],
@@ -284,8 +306,8 @@ def _verify_all(
     unsignable = tuple(t for t in present if not stream.is_signable_tag(t) or _vr(ds, t) == "UN")
     unsigned = tuple(t for t in present if t not in covered)
     if not reports:
-        return VerificationResult(None, "unsigned", (), unsigned, present, unsignable)
-    status = "valid" if all(r.ok for r in reports) else "invalid"
+        return VerificationResult(None, SignatureStatus.UNSIGNED, (), unsigned, present, unsignable)
+    status = SignatureStatus.VALID if all(r.ok for r in reports) else SignatureStatus.INVALID
     return VerificationResult(None, status, tuple(reports), unsigned, present, unsignable)
 
 
@@ -325,7 +347,7 @@ def _vr(ds: Dataset, tag: int) -> str | None:
 @dataclass
 class _Facts:
     signer: str | None = None
-    role: str | None = None
+    role: Role | None = None
     purpose: str | None = None
     datetime: str | None = None
     timestamp: str | None = None
@@ -400,50 +422,20 @@ def _verify_checked(
     mac_id = item.get("MACIDNumber")
     if mac_id is None:
         return facts.report(unverifiable, "the signature has no MAC ID Number")
-    cert_bytes = item.get("CertificateOfSigner")
-    if not isinstance(cert_bytes, bytes) or not cert_bytes:
-        return facts.report(unverifiable, "the signature carries no signer certificate")
-    cert_type = _text(item, "CertificateType")
-    if cert_type not in (None, "X509_1993_SIG"):
-        return facts.report(unverifiable, f"certificate type {cert_type} is not supported")
-    try:
-        cert = x509.load_der_x509_certificate(der_without_padding(cert_bytes))
-    except ValueError:
-        return facts.report(unverifiable, "the signer certificate is not a readable X.509 certificate")
+    cert = _signer_certificate(item)
+    if isinstance(cert, str):
+        return facts.report(unverifiable, cert)
     facts.signer = subject_name(cert)
     role = certificate_role(cert)
-    facts.role = role.value if role else None
+    facts.role = role
 
     # Trust is judged whatever the integrity: an altered signature is tampering only if its signer is trusted.
     trusted, trust_reason = _signer_trust(cert, item, trust, now, facts)
 
-    matching = [p for p in params if p.get("MACIDNumber") == mac_id]
-    if not matching:
-        return facts.report(unverifiable, f"no MAC Parameters item has MAC ID {mac_id}", trusted, trust_reason)
-    if len(matching) > 1:
-        return facts.report(
-            unverifiable, f"{len(matching)} MAC Parameters items claim MAC ID {mac_id}", trusted, trust_reason
-        )
-    param = matching[0]
-    facts.elements = tuple(_tag_list(param.get("DataElementsSigned")))
-    if any(b <= a for a, b in zip(facts.elements, facts.elements[1:], strict=False)):
-        # PS3.15 lists them ascending, each once; a repeat would be hashed again (and again).
-        return facts.report(
-            unverifiable, "Data Elements Signed is not in ascending order, or repeats a tag", trusted, trust_reason
-        )
-    try:
-        algorithm = MacAlgorithm(_text(param, "MACAlgorithm") or "")
-    except ValueError:
-        name = _text(param, "MACAlgorithm")
-        return facts.report(unverifiable, f"MAC algorithm {name!r} is not one DICOM defines", trusted, trust_reason)
-    facts.algorithm = algorithm.value
-    if not algorithm.strong:
-        facts.weaknesses.append(f"signed with the legacy hash {algorithm.value}")
-    syntax = _text(param, "MACCalculationTransferSyntaxUID")
-    if syntax in _IMPLICIT_OR_BIG:
-        return facts.report(
-            unverifiable, f"MAC transfer syntax {syntax} is not supported by radproof", trusted, trust_reason
-        )
+    mac = _mac_parameters(params, mac_id, facts)
+    if isinstance(mac, str):
+        return facts.report(unverifiable, mac, trusted, trust_reason)
+    algorithm, syntax = mac
     signature = item.get("Signature")
     if not isinstance(signature, bytes) or not signature:
         return facts.report(unverifiable, "the signature value is empty", trusted, trust_reason)
@@ -461,6 +453,46 @@ def _verify_checked(
     if integrity is Integrity.DATA_CHANGED or (removed is not None and integrity is Integrity.MISMATCH):
         integrity, problem = _what_changed(ds, facts.elements, integrity, syntax, removed)
     return facts.report(integrity, problem, trusted, trust_reason)
+
+
+def _signer_certificate(item: Dataset) -> x509.Certificate | str:
+    """The signer certificate a signature item carries, or why it cannot be used."""
+    cert_bytes = item.get("CertificateOfSigner")
+    if not isinstance(cert_bytes, bytes) or not cert_bytes:
+        return "the signature carries no signer certificate"
+    cert_type = _text(item, "CertificateType")
+    if cert_type not in (None, "X509_1993_SIG"):
+        return f"certificate type {cert_type} is not supported"
+    try:
+        return x509.load_der_x509_certificate(der_without_padding(cert_bytes))
+    except ValueError:
+        return "the signer certificate is not a readable X.509 certificate"
+
+
+def _mac_parameters(params: Sequence[Dataset], mac_id: object, facts: _Facts) -> tuple[MacAlgorithm, str | None] | str:
+    """The algorithm and transfer syntax of the one MAC Parameters item for ``mac_id`` (the signed
+    elements and any weakness go into ``facts``), or why the signature cannot be checked."""
+    matching = [p for p in params if p.get("MACIDNumber") == mac_id]
+    if not matching:
+        return f"no MAC Parameters item has MAC ID {mac_id}"
+    if len(matching) > 1:
+        return f"{len(matching)} MAC Parameters items claim MAC ID {mac_id}"
+    param = matching[0]
+    facts.elements = tuple(_tag_list(param.get("DataElementsSigned")))
+    if any(b <= a for a, b in zip(facts.elements, facts.elements[1:], strict=False)):
+        # PS3.15 lists them ascending, each once; a repeat would be hashed again (and again).
+        return "Data Elements Signed is not in ascending order, or repeats a tag"
+    try:
+        algorithm = MacAlgorithm(_text(param, "MACAlgorithm") or "")
+    except ValueError:
+        return f"MAC algorithm {_text(param, 'MACAlgorithm')!r} is not one DICOM defines"
+    facts.algorithm = algorithm.value
+    if not algorithm.strong:
+        facts.weaknesses.append(f"signed with the legacy hash {algorithm.value}")
+    syntax = _text(param, "MACCalculationTransferSyntaxUID")
+    if syntax in _IMPLICIT_OR_BIG:
+        return f"MAC transfer syntax {syntax} is not supported by radproof"
+    return algorithm, syntax
 
 
 def _what_changed(

@@ -173,8 +173,9 @@ def _render_thumbnail(path: str) -> dict[str, bytes]:
         return {}
     from radproof.errors import RadproofError
     from radproof.imaging import load
+    from radproof.imaging.overlays import png
 
     try:
-        return {"thumb": images.png(images.thumbnail(load(path)))}
+        return {"thumb": png(images.thumbnail(load(path)))}
     except (RadproofError, ValueError, OSError):
         return {}

@@ -20,22 +20,25 @@ from radproof.scan.discover import ScanItem
 
 def previews(verdict: Verdict) -> dict[str, bytes]:
     """Thumbnail, detector heatmap and tamper overlay of one checked image, as PNG bytes (what exists)."""
-    from radproof.report import images
+    from radproof.imaging.overlays import heat_overlay, png, tamper_overlay
+    from radproof.report.images import thumbnail
 
     if verdict.image is None:
         return {}
-    gray = images.thumbnail(verdict.image)
-    out = {"thumb": images.png(gray)}
+    gray = thumbnail(verdict.image)
+    out = {"thumb": png(gray)}
     ev = verdict.evidence
-    heat = getattr(ev.detection, "heatmap", None) if ev.detection is not None else None
+    heat = ev.detection.heatmap if ev.detection is not None else None
     if heat is not None:
-        out["heatmap"] = images.png(images.heatmap_overlay(gray, heat))
-    if ev.watermark is not None:
-        mask = getattr(ev.watermark, "tamper_map", None)
-        if mask is None:
-            mask = images.blocks_mask(getattr(ev.watermark, "tampered_blocks", None), verdict.image.shape)
-        if mask is not None and bool(getattr(mask, "any", lambda: False)()):
-            out["tamper"] = images.png(images.tamper_overlay(gray, mask))
+        out["heatmap"] = png(heat_overlay(gray, heat))
+    if ev.watermark is not None and ev.watermark.tampered_blocks:
+        drawn = tamper_overlay(
+            gray,
+            ev.watermark.tampered_blocks,
+            untagged=ev.watermark.unprotected_blocks,
+            image_shape=verdict.image.shape,
+        )
+        out["tamper"] = png(drawn)
     return out
 
 

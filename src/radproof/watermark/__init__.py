@@ -607,27 +607,10 @@ def restore_file(src: str | os.PathLike[str], out: str | os.PathLike[str], key: 
 
 def tamper_overlay_png(radiograph: Radiograph, reading: WatermarkReading, *, frame: int = 0) -> bytes:
     """A PNG of the rendered image: tampered blocks tinted red, blocks without a tag outlined in amber."""
-    import io
-
-    from PIL import Image
-
+    from radproof.imaging.overlays import png, tamper_overlay
     from radproof.imaging.render import render
 
-    gray = render(radiograph, frame=frame).astype(np.float32)
-    rgb = np.stack([gray, gray, gray], axis=-1)
-    for b in reading.unprotected_blocks:
-        if b.frame == frame:
-            box = rgb[b.y : b.y + b.height, b.x : b.x + b.width]
-            box[[0, -1], :, :] = (255, 176, 0)
-            box[:, [0, -1], :] = (255, 176, 0)
-    for b in reading.tampered_blocks or []:
-        if b.frame != frame:
-            continue
-        box = rgb[b.y : b.y + b.height, b.x : b.x + b.width]
-        box[..., 0] = 0.45 * box[..., 0] + 0.55 * 255
-        box[..., 1:] *= 0.45
-        box[[0, -1], :, :] = (255, 0, 0)
-        box[:, [0, -1], :] = (255, 0, 0)
-    buf = io.BytesIO()
-    Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), mode="RGB").save(buf, format="PNG")
-    return buf.getvalue()
+    drawn = tamper_overlay(
+        render(radiograph, frame=frame), reading.tampered_blocks or (), untagged=reading.unprotected_blocks, frame=frame
+    )
+    return png(drawn)

@@ -17,7 +17,7 @@ generator's images, clean and with the suite's 2 % noise.
 
 ddpm-lunggen (226 px) is judged as a thumbnail and left out here.
 
-    .venv/bin/python -m benchmarks detect_smoothed
+    .venv/bin/python -m radproof.detect.lab.studies.smoothed
 """
 
 from __future__ import annotations
@@ -104,10 +104,10 @@ def _fold_row(g: str, fold: Any, measured: dict[str, list[tuple[Any, Views]]]) -
 
 
 def main(argv: list[str]) -> int:
-    from benchmarks._shipped import development_items, shipped_logo_folds
     from radproof.detect.detector import Detector
-    from radproof.detect.manifest import in_holdout, subsample
-    from radproof.detect.perturbations import PERTURBATIONS
+    from radproof.detect.lab.manifest import in_holdout, subsample
+    from radproof.detect.lab.perturbations import PERTURBATIONS
+    from radproof.detect.lab.studies.shipped import development_items, shipped_logo_folds
     from radproof.errors import InputError
     from radproof.imaging import load
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from radproof.detect.detector import Detector
-from radproof.detect.evaluate import (
+from radproof.detect.lab.evaluate import (
     Fitted,
     judged_rows,
     leave_one_generator_out,
@@ -23,9 +23,9 @@ from radproof.detect.evaluate import (
     perturbation_suite,
     site_adaptation,
 )
-from radproof.detect.features import measure_items_at, measure_processed
-from radproof.detect.manifest import in_holdout, read_manifest, subsample
-from radproof.detect.metrics import metrics
+from radproof.detect.lab.features import measure_items_at, measure_processed
+from radproof.detect.lab.manifest import in_holdout, read_manifest, subsample
+from radproof.detect.lab.metrics import metrics
 from radproof.detect.normalize import REFERENCE_SIDE, SMALL_SIDE, SMALL_WORK_SIZE, WORK_SIZE
 
 
@@ -37,7 +37,7 @@ def run_evaluation(
     protocol: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Every table of docs/detector.md for ``manifest`` (see :mod:`radproof.detect.evaluate`)."""
+    """Every table of docs/detector.md for ``manifest`` (see :mod:`radproof.detect.lab.evaluate`)."""
     say = progress or (lambda _m: None)
     items = read_manifest(manifest)
     detector = Detector.load(detector_dir)

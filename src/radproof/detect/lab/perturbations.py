@@ -12,7 +12,7 @@ import numpy.typing as npt
 from PIL import Image
 from scipy import ndimage
 
-from radproof.detect.processing import PROCESSING
+from radproof.detect.lab.processing import PROCESSING
 from radproof.imaging import load_bytes, render
 from radproof.imaging.radiograph import Photometric, Radiograph, SourceFormat
 
@@ -129,5 +129,5 @@ def _processed(step: Callable[[npt.NDArray[Any]], npt.NDArray[np.float32]]) -> C
     return apply
 
 
-#: Hospital-style processing of real images (radproof.detect.processing), for the reference.
+#: Hospital-style processing of real images (radproof.detect.lab.processing), for the reference.
 PROCESSINGS: dict[str, Callable[[Radiograph], Radiograph]] = {name: _processed(f) for name, f in PROCESSING.items()}

@@ -17,7 +17,7 @@ re-encoded like the normalization) would see instead, and would cost on real ima
 
 Needs the training extra (torch) and the development data; prints why and exits 0 without them.
 
-    .venv/bin/python -m benchmarks detect_scale
+    .venv/bin/python -m radproof.detect.lab.studies.scale
 """
 
 from __future__ import annotations
@@ -29,13 +29,14 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import sys  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
 import numpy.typing as npt  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("RADPROOF_SHARED", REPO.parent / "shared"))
+from radproof.detect.lab.studies import shared_dir  # noqa: E402
+
+SHARED = shared_dir()
 MANIFEST = SHARED / "data" / "xray" / "manifest.csv"
 TAEF2 = SHARED / "models" / "taef2"
 SIZES = (256, 512, 1024)
@@ -62,7 +63,7 @@ def _native_view(net: object, unit: Float) -> float | None:
     return float(np.mean(logits))
 
 
-def _paired(a: list[float], b: list[float]) -> str:
+def _paired(a: Sequence[float], b: Sequence[float]) -> str:
     x, y = np.asarray(a), np.asarray(b)
     return f"{np.mean(y > x):.2f}, {np.median(y - x):+.2f}"
 
@@ -81,9 +82,9 @@ def main(argv: list[str]) -> int:
         print(f"no development data or taef2 under {SHARED}; nothing to measure", file=sys.stderr)
         return 0
     from radproof.detect.detector import default_detector
-    from radproof.detect.manifest import in_holdout, read_manifest
+    from radproof.detect.lab.manifest import in_holdout, read_manifest
+    from radproof.detect.lab.train.taef2 import GrayTaef2
     from radproof.detect.normalize import brightness_frame, normalize_array, resized_square, stretch
-    from radproof.detect.train.taef2 import GrayTaef2
     from radproof.errors import InputError
     from radproof.imaging import load
 

@@ -10,10 +10,10 @@ import numpy as np
 import numpy.typing as npt
 
 from radproof.detect import cues as cue_functions
-from radproof.detect.manifest import Item
+from radproof.detect.lab.manifest import Item
+from radproof.detect.lab.perturbations import PERTURBATIONS, PROCESSINGS
 from radproof.detect.model import OnnxModel
 from radproof.detect.normalize import WORK_SIZE, normalize, work_size_for
-from radproof.detect.perturbations import PERTURBATIONS, PROCESSINGS
 from radproof.errors import InputError
 from radproof.imaging import load
 

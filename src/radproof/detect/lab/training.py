@@ -1,7 +1,7 @@
 """Rebuilding the shipped detector: reference statistics, calibration and (optionally) the network.
 
 The cue layer needs no deep-learning framework: its reference comes from the real images of the
-manifest and its calibration from all of them. The network is trained by :mod:`radproof.detect.train`
+manifest and its calibration from all of them. The network is trained by :mod:`radproof.detect.lab.train`
 (torch, the ``train`` extra) or taken from an existing ONNX file.
 """
 
@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from radproof.detect.adapt import Rows, scale_json, write_detector
-from radproof.detect.evaluate import fit
-from radproof.detect.features import measure_items_at, measure_processed, restrict
-from radproof.detect.manifest import read_manifest
+from radproof.detect.lab.adapt import Rows, scale_json, write_detector
+from radproof.detect.lab.evaluate import fit
+from radproof.detect.lab.features import measure_items_at, measure_processed, restrict
+from radproof.detect.lab.manifest import read_manifest
 from radproof.detect.model import OnnxModel
 from radproof.detect.normalize import SMALL_WORK_SIZE, WORK_SIZE
 from radproof.errors import InputError
@@ -44,7 +44,7 @@ def train_detector(
     output.mkdir(parents=True, exist_ok=True)
     onnx_path = output / MODEL_FILE
     if cnn:
-        from radproof.detect.train.network import train_network
+        from radproof.detect.lab.train.network import train_network
 
         say("training the network")
         train_network(

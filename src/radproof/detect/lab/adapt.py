@@ -29,9 +29,9 @@ import numpy as np
 import numpy.typing as npt
 
 from radproof.detect.detector import CONFIG_NAME, detector_folder, read_config
-from radproof.detect.evaluate import Fitted, fit
-from radproof.detect.features import FeatureTable, concat_tables, measure_items_at, restrict
-from radproof.detect.manifest import Item
+from radproof.detect.lab.evaluate import Fitted, fit
+from radproof.detect.lab.features import FeatureTable, concat_tables, measure_items_at, restrict
+from radproof.detect.lab.manifest import Item
 from radproof.detect.model import OnnxModel
 from radproof.detect.normalize import SMALL_WORK_SIZE, WORK_SIZE
 from radproof.errors import ConfigError, InputError
@@ -160,7 +160,7 @@ def write_detector(
 
 
 def _site_items(paths: Sequence[Path], site: str) -> list[Item]:
-    from radproof.scan.discover import image_paths
+    from radproof.imaging.folders import image_paths
 
     return [Item(path=p, label=0, set=site, generator="real", body_part="") for p in image_paths(paths)]
 

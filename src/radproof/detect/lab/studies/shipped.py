@@ -3,26 +3,25 @@ shipped with the detector (``detector-rows.npz``: cue values and logits, no imag
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from radproof.detect.lab.studies import shared_dir
+
 if TYPE_CHECKING:
-    from radproof.detect.evaluate import Fitted
-    from radproof.detect.features import FeatureTable
-    from radproof.detect.manifest import Item
+    from radproof.detect.lab.evaluate import Fitted
+    from radproof.detect.lab.features import FeatureTable
+    from radproof.detect.lab.manifest import Item
 
 
-REPO = Path(__file__).resolve().parents[1]
-MANIFEST = Path(os.environ.get("RADPROOF_SHARED", REPO.parent / "shared")) / "data" / "xray" / "manifest.csv"
+MANIFEST = shared_dir() / "data" / "xray" / "manifest.csv"
 
 
 def development_items() -> list[Item] | None:
     """The development manifest's items, or None (with the reason on stderr) where it is absent."""
-    from radproof.detect.manifest import read_manifest
+    from radproof.detect.lab.manifest import read_manifest
 
     if not MANIFEST.is_file():
         print(f"no development manifest at {MANIFEST}; nothing to measure", file=sys.stderr)
@@ -33,9 +32,9 @@ def development_items() -> list[Item] | None:
 def shipped_logo_folds(items: Sequence[Item]) -> dict[str, Fitted]:
     """Every leave-one-generator-out fold, at both working sizes, from the shipped rows of ``items``
     (the development manifest the detector was built from)."""
-    from radproof.detect.adapt import ROWS_FILE, load_rows, row_key
     from radproof.detect.detector import detector_folder
-    from radproof.detect.evaluate import leave_one_generator_out_fits
+    from radproof.detect.lab.adapt import ROWS_FILE, load_rows, row_key
+    from radproof.detect.lab.evaluate import leave_one_generator_out_fits
     from radproof.detect.normalize import SMALL_WORK_SIZE, WORK_SIZE
 
     # The stored rows name images by an opaque key of the file name, not by path.

@@ -8,7 +8,7 @@ per set, the real ones from the 30 % hold-out) is measured clean and halved (bic
 does). Per set: the share judged at the thumbnail size, the median probability (and its 90th
 percentile) and the median network logit.
 
-    .venv/bin/python -m benchmarks detect_halving
+    .venv/bin/python -m radproof.detect.lab.studies.halving
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ PER_SET = 40
 
 
 def main(argv: list[str]) -> int:
-    from benchmarks._shipped import development_items, shipped_logo_folds
     from radproof.detect.detector import Detector
-    from radproof.detect.features import measure_items
-    from radproof.detect.manifest import in_holdout, subsample
+    from radproof.detect.lab.features import measure_items
+    from radproof.detect.lab.manifest import in_holdout, subsample
+    from radproof.detect.lab.studies.shipped import development_items, shipped_logo_folds
     from radproof.detect.normalize import SMALL_WORK_SIZE
 
     started = time.perf_counter()

@@ -5,17 +5,18 @@ Recipe (chosen so that the network cannot learn dataset identity):
 - inputs are only normalized images (:mod:`radproof.detect.normalize`), never files;
 - negatives are the REAL training images, positives their reconstructions by several decoders:
   taef2 (a published autoencoder) and small autoencoders trained here on the same real images, each
-  with another up-sampling (:mod:`radproof.detect.train.autoencoders`). A pair shares its content and
+  with another up-sampling (:mod:`radproof.detect.lab.train.autoencoders`). A pair shares its content and
   differs by the decoder's trace; both members are cropped and augmented identically (JPEG 60-100,
   resize 0.5-1.4, blur, noise, windowing/gamma, flips);
 - one more decoder family is kept out of training: its reconstructions of the hold-out reals choose
   the epoch that is exported, a stand-in for a generator the network has never seen;
 - no development fake (ldm-iuxray, roentgen-v2, ddpm-lunggen) is used for training or for that
   choice: they are kept for the evaluation of unseen generators;
-- real images in the 30 % evaluation hold-out of :mod:`radproof.detect.manifest` are left out.
+- real images in the 30 % evaluation hold-out of :mod:`radproof.detect.lab.manifest` are left out.
 
-This module needs only torch, numpy and Pillow (it runs on a bare GPU machine):
-``python -m radproof.detect.train.network PAIRS.npz TAEF2_DIR OUT.onnx --device cuda``.
+Images are re-encoded by the detector's own :func:`radproof.detect.normalize.reencode`, so training
+and inference share one normalization. Beyond radproof's own requirements this needs only torch:
+``python -m radproof.detect.lab.train.network PAIRS.npz TAEF2_DIR OUT.onnx --device cuda``.
 """
 
 from __future__ import annotations
@@ -35,11 +36,10 @@ import torch
 from PIL import Image, ImageFilter
 from torch import nn
 
-from radproof.detect.train.autoencoders import DECODERS, SmallAutoencoder, reconstruct_with, train_autoencoder
-from radproof.detect.train.taef2 import GrayTaef2
+from radproof.detect.lab.train.autoencoders import DECODERS, SmallAutoencoder, reconstruct_with, train_autoencoder
+from radproof.detect.lab.train.taef2 import GrayTaef2
+from radproof.detect.normalize import reencode
 
-#: Must equal radproof.detect.normalize.JPEG_QUALITY (checked by the tests).
-JPEG_QUALITY = 90
 PATCH = 128
 
 # The shipped recipe (docs/detector.md): positives from these decoder families, the epoch chosen on
@@ -72,17 +72,6 @@ class PatchNet(nn.Module):
         local = nn.functional.avg_pool2d(nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
         out: torch.Tensor = self.body((x - local) * 16.0)
         return out
-
-
-def reencode(unit: npt.NDArray[np.float32], quality: int = JPEG_QUALITY) -> npt.NDArray[np.float32]:
-    """8-bit quantization + JPEG round trip (same as the detector's normalization)."""
-    q = np.clip(np.rint(unit * 255.0), 0, 255).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(q, mode="L").save(buf, format="JPEG", quality=quality)
-    buf.seek(0)
-    with Image.open(buf) as im:
-        out: npt.NDArray[np.float32] = np.asarray(im.convert("L"), dtype=np.float32) / np.float32(255.0)
-    return out
 
 
 def decode_all(blob: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int64]) -> list[npt.NDArray[np.float32]]:
@@ -257,7 +246,7 @@ def train_network(
         return
     import tempfile
 
-    from radproof.detect.train.data import prepare
+    from radproof.detect.lab.train.data import prepare
 
     with tempfile.TemporaryDirectory(prefix="radproof-pairs-") as tmp:
         prepared = Path(tmp) / "pairs.npz"
@@ -289,7 +278,7 @@ def _autoencoder(
 
 def main(argv: list[str] | None = None, say: Callable[[str], None] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    ap.add_argument("pairs", type=Path, help="npz from radproof.detect.train.data.prepare")
+    ap.add_argument("pairs", type=Path, help="npz from radproof.detect.lab.train.data.prepare")
     ap.add_argument("taef2", type=Path)
     ap.add_argument("output", type=Path)
     ap.add_argument("--device", default="cpu")

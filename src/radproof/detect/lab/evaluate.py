@@ -1,5 +1,5 @@
-"""Evaluation of the detector on a labelled manifest (:mod:`~radproof.detect.manifest`): fits,
-protocol folds and the perturbation suite, on the rows of :mod:`~radproof.detect.features`.
+"""Evaluation of the detector on a labelled manifest (:mod:`~radproof.detect.lab.manifest`): fits,
+protocol folds and the perturbation suite, on the rows of :mod:`~radproof.detect.lab.features`.
 
 Thresholds are always fixed on the training part of a fold before its test part is scored.
 """
@@ -16,18 +16,18 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from radproof.detect.features import (
+from radproof.detect.fusion import Calibration, features, fit_calibration
+from radproof.detect.lab.features import (
     FeatureTable,
     concat_tables,
     measure_items,
     restrict,
 )
-from radproof.detect.fusion import Calibration, features, fit_calibration
-from radproof.detect.manifest import Item, in_holdout
-from radproof.detect.metrics import auc, metrics
+from radproof.detect.lab.manifest import Item, in_holdout
+from radproof.detect.lab.metrics import auc, metrics
+from radproof.detect.lab.perturbations import PERTURBATIONS
 from radproof.detect.model import OnnxModel
 from radproof.detect.normalize import WORK_SIZE, clears_as_real
-from radproof.detect.perturbations import PERTURBATIONS
 from radproof.detect.reference import Reference, build_reference
 
 FloatArray = npt.NDArray[np.float64]

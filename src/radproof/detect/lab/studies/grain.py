@@ -7,7 +7,7 @@ image should make it less real, not more. Uniform Gaussian grain at native resol
 and 6 % of the 1-99 percentile range; shipped detector; up to 60 images per group (fixed sample), the
 real ones from the protocol's 30 % hold-out.
 
-    .venv/bin/python -m benchmarks detect_grain
+    .venv/bin/python -m radproof.detect.lab.studies.grain
 """
 
 from __future__ import annotations
@@ -20,20 +20,20 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections import Counter  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-MANIFEST = Path(os.environ.get("RADPROOF_SHARED", REPO.parent / "shared")) / "data" / "xray" / "manifest.csv"
+from radproof.detect.lab.studies import shared_dir  # noqa: E402
+
+MANIFEST = shared_dir() / "data" / "xray" / "manifest.csv"
 GRAIN = (0.0, 0.03, 0.06)
 PER_GROUP = 60
 
 
 def main(argv: list[str]) -> int:
     from radproof.detect.detector import Detector
-    from radproof.detect.manifest import in_holdout, read_manifest
-    from radproof.detect.perturbations import as_uint16
+    from radproof.detect.lab.manifest import Item, in_holdout, read_manifest
+    from radproof.detect.lab.perturbations import as_uint16
     from radproof.errors import InputError
     from radproof.imaging import load
 
@@ -41,7 +41,7 @@ def main(argv: list[str]) -> int:
         print(f"no development manifest at {MANIFEST}; nothing to measure", file=sys.stderr)
         return 0
     items = read_manifest(MANIFEST)
-    groups: dict[str, list] = {}
+    groups: dict[str, list[Item]] = {}
     for item in items:
         name = item.generator if item.label == 1 else ("real (held-out)" if in_holdout(item) else "")
         if name:

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from radproof.detect.manifest import Item, in_holdout
+from radproof.detect.lab.manifest import Item, in_holdout
 from radproof.detect.normalize import normalize
 from radproof.errors import InputError
 from radproof.imaging import load

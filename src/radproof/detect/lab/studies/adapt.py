@@ -9,7 +9,7 @@ under 256 px, such as the 224 px CLAHE knees, is judged at 128 px and so has no 
 and every image shrunk to 128 px. Cue values are measured once (about 8 minutes on one core), then
 every fit is cheap.
 
-    .venv/bin/python -m benchmarks detect_adapt
+    .venv/bin/python -m radproof.detect.lab.studies.adapt
 """
 
 from __future__ import annotations
@@ -21,19 +21,19 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import sys  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-MANIFEST = Path(os.environ.get("RADPROOF_SHARED", REPO.parent / "shared")) / "data" / "xray" / "manifest.csv"
+from radproof.detect.lab.studies import shared_dir  # noqa: E402
+
+MANIFEST = shared_dir() / "data" / "xray" / "manifest.csv"
 SETS = ("knee-oa-clahe", "knee-implants", "ieee8023-covid")
 COUNTS = (0, 10, 20, 40, 80)
 
 
 def main(argv: list[str]) -> int:
     from radproof.detect.detector import Detector
-    from radproof.detect.evaluate import site_adaptation
-    from radproof.detect.features import measure_items_at, measure_processed
-    from radproof.detect.manifest import read_manifest
+    from radproof.detect.lab.evaluate import site_adaptation
+    from radproof.detect.lab.features import measure_items_at, measure_processed
+    from radproof.detect.lab.manifest import read_manifest
     from radproof.detect.normalize import SMALL_WORK_SIZE, WORK_SIZE
 
     if not MANIFEST.is_file():
