@@ -31,6 +31,7 @@ from PIL import Image
 
 from radproof.errors import InputError
 from radproof.imaging.radiograph import Radiograph
+from radproof.imaging.render import robust_range
 
 #: Side of the square every cue and the model see (pixels).
 WORK_SIZE = 256
@@ -99,12 +100,10 @@ def brightness_frame(image: Radiograph) -> FloatImage:
 def stretch(values: FloatImage) -> tuple[FloatImage, list[str]]:
     """Map the 0.5-99.5 percentiles to 0..1 and report degenerate intensity content."""
     problems: list[str] = []
-    step = max(1, int(np.sqrt(values.size / 250_000)))
-    sample = values[::step, ::step]
-    finite = sample[np.isfinite(sample)]
-    if finite.size == 0:
+    found = robust_range(values)  # the same range a display window stretches to
+    if found is None:
         raise InputError("image has no finite pixel values")
-    lo, hi = np.percentile(finite, [0.5, 99.5])
+    lo, hi, sample, finite = found.lo, found.hi, found.sample, found.finite
     levels = np.unique(finite[:: max(1, finite.size // 20000)]).size
     if hi - lo <= 1e-6 * max(1.0, abs(float(hi))):
         problems.append("the image is blank or constant: there is nothing to analyse")

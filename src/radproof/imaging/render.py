@@ -1,17 +1,54 @@
-"""Window/level rendering of native-depth pixels to 8-bit display values."""
+"""Window/level rendering of native-depth pixels to 8-bit display values, and the one robust
+intensity range that display and the detector both stretch to."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from radproof.imaging.radiograph import Photometric, Radiograph
 
+#: The robust range: these percentiles of the values, not the extremes (a burned-in label or a
+#: collimator edge must not decide the contrast).
+LOW_PERCENTILE, HIGH_PERCENTILE = 0.5, 99.5
+#: About this many values are read to find it, on a regular grid over the whole frame.
+RANGE_SAMPLE = 250_000
 
-def auto_window(pixels: npt.NDArray[np.generic], *, low: float = 0.5, high: float = 99.5) -> tuple[float, float]:
-    """(center, width) covering the given percentiles of the stored values, ignoring empty borders."""
-    sample = pixels[:: max(1, pixels.shape[0] // 512), :: max(1, pixels.shape[1] // 512)]
-    lo, hi = np.percentile(sample.astype(np.float32), [low, high])
+
+@dataclass(frozen=True)
+class RobustRange:
+    """The ``low``-``high`` percentile range of a frame, and the regular sample it was read from."""
+
+    lo: np.float64
+    hi: np.float64
+    #: The sampled values, 2-D (every ``step``-th row and column), non-finite values included.
+    sample: npt.NDArray[np.generic]
+    #: The finite values of ``sample``, flattened.
+    finite: npt.NDArray[np.generic]
+
+
+def robust_range(
+    values: npt.NDArray[np.generic], *, low: float = LOW_PERCENTILE, high: float = HIGH_PERCENTILE
+) -> RobustRange | None:
+    """The percentile range of a 2-D frame over a regular sample; None when no value is finite."""
+    step = max(1, int(np.sqrt(values.size / RANGE_SAMPLE)))
+    sample = values[::step, ::step]
+    finite = sample[np.isfinite(sample)]
+    if finite.size == 0:
+        return None
+    lo, hi = np.percentile(finite, [low, high])
+    # Kept as numpy float64 (a float): comparisons with float32 pixels then run in float64.
+    return RobustRange(lo, hi, sample, finite)
+
+
+def auto_window(
+    pixels: npt.NDArray[np.generic], *, low: float = LOW_PERCENTILE, high: float = HIGH_PERCENTILE
+) -> tuple[float, float]:
+    """(center, width) covering the given percentiles of the stored values (:func:`robust_range`)."""
+    found = robust_range(pixels, low=low, high=high)
+    lo, hi = (0.0, 1.0) if found is None else (found.lo, found.hi)
     if hi <= lo:
         hi = lo + 1.0
     return (float(lo + hi) / 2.0, float(hi - lo))
