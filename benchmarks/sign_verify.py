@@ -8,11 +8,12 @@ Per run:
 - sign (library, in-process, RSA-3072/SHA-256, read + hash + sign + write + fsync): wall and CPU seconds,
   MB/s of pixel data; then the same work split into phases (CPU seconds): read, hash of the signed
   stream, RSA, encode, write, and the fsync of each output (wall, measured on its own);
-- verify: ``radproof verify FILE... --trust CA.pem --json`` (one process over all files) against one
-  ``dcmsign --verify`` process per file (which goes first alternates between runs), wall and CPU of the
-  child processes; the ratio dcmsign / radproof (target >= 3x) per run, its median and the ratio of the
-  fastest runs; radproof's start-up share (``radproof --version``, and ``radproof verify`` on one small
-  file); the library verify loop in-process; SHA-256 over the same pixel bytes alone.
+- verify: ``radproof verify FILE... --trust CA.pem --json`` (one command over all files; it forks a
+  worker per core) against one ``dcmsign --verify`` process per file (which goes first alternates
+  between runs), wall and CPU of the child processes; the ratio dcmsign / radproof (target >= 3x)
+  per run, its median and the ratio of the fastest runs; radproof's start-up share
+  (``radproof --version``, and ``radproof verify`` on one small file); the library verify loop
+  in-process; SHA-256 over the same pixel bytes alone.
 
 Then, once: cost vs image size (1, 4, 16 MB phantoms: sign and verify, per file) and vs number of
 files (10 and 100 files, batch verify against dcmsign).
@@ -254,7 +255,7 @@ def _report(runs: list[Run], files: int, pixel_bytes: int) -> None:
     )
 
     print(f"\n== verify, {files} files")
-    print(f"radproof verify (1 process) s  {each(lambda r: r.verify_wall)}  ({med(lambda r: r.verify_wall):.2f}) wall")
+    print(f"radproof verify (1 command) s  {each(lambda r: r.verify_wall)}  ({med(lambda r: r.verify_wall):.2f}) wall")
     print(f"                    CPU s      {each(lambda r: r.verify_cpu)}  ({med(lambda r: r.verify_cpu):.2f})")
     print(f"dcmsign --verify ({files} runs) s {each(lambda r: r.peer_wall)}  ({med(lambda r: r.peer_wall):.2f}) wall")
     print(f"                    CPU s      {each(lambda r: r.peer_cpu)}  ({med(lambda r: r.peer_cpu):.2f})")

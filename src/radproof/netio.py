@@ -6,9 +6,10 @@ these functions, chosen by the pipeline or a command.
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from urllib.parse import urlsplit
+
+# urllib.request (with http.client and ssl) is imported by the functions that send: a command that
+# never meets an OCSP responder or a TSA does not pay its 15 ms of start-up.
 
 #: An OCSP response is a few kilobytes; more is not an OCSP response.
 MAX_OCSP_RESPONSE = 64 * 1024
@@ -30,6 +31,8 @@ def fetch_ocsp(url: str, request: bytes, *, timeout: float = OCSP_TIMEOUT_S) -> 
     """
     if urlsplit(url).scheme not in ("http", "https"):
         raise ValueError(f"OCSP responder {url!r} is not an http(s) URL")
+    import urllib.request
+
     post = urllib.request.Request(  # noqa: S310 (scheme checked above)
         url, data=request, headers={"Content-Type": "application/ocsp-request"}, method="POST"
     )
@@ -52,6 +55,9 @@ def post_timestamp_query(url: str, query: bytes, *, timeout: float = TIMESTAMP_T
     """
     if urlsplit(url).scheme not in ("http", "https"):
         raise ValueError(f"TSA address {url!r} is not an http(s) URL")
+    import urllib.error
+    import urllib.request
+
     post = urllib.request.Request(  # noqa: S310 (scheme checked above)
         url,
         data=query,

@@ -9,8 +9,6 @@ import typer
 
 from radproof.cli._common import Exit, console, err_console, print_json_line, read_passphrase, shown
 
-_MAX_VERIFY_THREADS = 8
-
 if TYPE_CHECKING:
     from radproof.provenance.codes import Purpose
     from radproof.provenance.identity import Identity
@@ -123,60 +121,38 @@ def verify_command(
     signature is invalid or untrusted, or a file is unsigned (with --trust given, "is it signed?" is the
     check, so an unsigned file fails it); 2 on a usage or input error (unreadable file, bad trust file).
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     from radproof.errors import RadproofError
     from radproof.netio import fetch_ocsp
+    from radproof.provenance.batch import verify_files
     from radproof.provenance.trust import TrustStore
-    from radproof.provenance.verifier import verify_file
 
     store = TrustStore.from_files(
         trust, crl=list(crl) if crl else None, tsa=list(tsa_trust or ()), ocsp=None if no_ocsp else fetch_ocsp
     )
-
-    def check(path: Path) -> VerificationResult | RadproofError:
-        try:
-            return verify_file(path, store)
-        except RadproofError as exc:
-            return exc
-
     worst = Exit.OK
-    # Hashing (OpenSSL) and file reads release the GIL, so threads verify files side by side; the Python
-    # parsing between them is serialised, which caps the useful number. Output stays in input order.
-    with ThreadPoolExecutor(max_workers=_verify_workers(len(files))) as pool:
-        for path, result in zip(files, pool.map(check, files), strict=True):
-            if isinstance(result, RadproofError):
-                err_console.print(f"[bold red]error:[/] {shown(result)}")
-                worst = Exit.USAGE
-                if json_out:
-                    print_json_line(
-                        {
-                            "path": str(path),
-                            "status": "error",
-                            "signatures": [],
-                            "unsigned_elements": [],
-                            "error": str(result),
-                        }
-                    )
-                continue
+    # Files are verified side by side on every core (forked workers); output stays in input order.
+    for path, result in zip(files, verify_files(files, store), strict=True):
+        if isinstance(result, RadproofError):
+            err_console.print(f"[bold red]error:[/] {shown(result)}")
+            worst = Exit.USAGE
             if json_out:
-                print_json_line(result.to_dict())
-            else:
-                _show(result)
-            if not result.passed and worst == Exit.OK:
-                worst = Exit.FAILED
+                print_json_line(
+                    {
+                        "path": str(path),
+                        "status": "error",
+                        "signatures": [],
+                        "unsigned_elements": [],
+                        "error": str(result),
+                    }
+                )
+            continue
+        if json_out:
+            print_json_line(result.to_dict())
+        else:
+            _show(result)
+        if not result.passed and worst == Exit.OK:
+            worst = Exit.FAILED
     raise typer.Exit(int(worst))
-
-
-def _verify_workers(count: int) -> int:
-    """Threads for a batch: one per available core, at most 8, never more than files."""
-    import os
-
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(count, cores, _MAX_VERIFY_THREADS))
 
 
 def _show(result: VerificationResult) -> None:
