@@ -25,6 +25,19 @@ Precedence, highest first: values passed in code (command-line options), environ
     [detector]
     model = "/etc/radproof/detector"  # a folder written by `radproof adapt` (default: the shipped one)
 
+    [gateway]                          # the C-STORE proxy in front of a PACS (docs/gateway.md)
+    ae_title = "RADPROOF"
+    port = 11112
+    allowed_callers = ["MODALITY1"]
+    spool = "/var/lib/radproof/spool"
+    quarantine = "/var/lib/radproof/quarantine"
+    [gateway.upstream]
+    ae_title = "ORTHANC"
+    host = "127.0.0.1"
+    port = 4242
+    [gateway.actions]                  # what each verdict leads to
+    unverified = "quarantine"
+
 Other parts of radproof add their own section here; every section is a plain pydantic model.
 """
 
@@ -33,6 +46,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_type_hints
 
@@ -48,6 +62,8 @@ __all__ = [
     "CONFIG_ENV",
     "CheckSettings",
     "DetectorSettings",
+    "GatewayAction",
+    "GatewaySettings",
     "ReportSettings",
     "ScanSettings",
     "Settings",
@@ -189,6 +205,75 @@ class ReportSettings(_Section):
     max_details: int = Field(default=200, ge=0, description="images with a detail section (flagged first)")
 
 
+class GatewayAction(StrEnum):
+    """What the gateway does with an image, by its verdict (docs/gateway.md)."""
+
+    FORWARD = "forward"  # send it on to the archive
+    FORWARD_AND_ALERT = "forward-and-alert"  # send it on, and raise a security alert
+    QUARANTINE = "quarantine"  # accept it (the sender sees success), hold it for review, alert
+    REJECT = "reject"  # refuse it: the sender sees a failure status and keeps its copy
+
+
+class UpstreamSettings(_Section):
+    """``[gateway.upstream]``: the archive (PACS) the gateway forwards to."""
+
+    ae_title: str = Field(default="ORTHANC", min_length=1, max_length=16)
+    host: str = "127.0.0.1"
+    port: int = Field(default=4242, gt=0, lt=65536)
+
+
+class GatewayActions(_Section):
+    """``[gateway.actions]``: the action for each verdict. No default drops an image silently."""
+
+    authentic: GatewayAction = GatewayAction.FORWARD
+    unverified: GatewayAction = GatewayAction.QUARANTINE
+    suspect: GatewayAction = GatewayAction.QUARANTINE
+    synthetic: GatewayAction = GatewayAction.QUARANTINE
+    tampered: GatewayAction = GatewayAction.QUARANTINE
+    #: An image the check could not judge (unreadable pixels, a layer failing on it).
+    error: GatewayAction = GatewayAction.QUARANTINE
+
+    def for_verdict(self, verdict: VerdictKind | None) -> GatewayAction:
+        """The action for ``verdict`` (None: the check failed)."""
+        action: GatewayAction = getattr(self, "error" if verdict is None else str(verdict))
+        return action
+
+
+class GatewaySettings(_Section):
+    """``[gateway]``: the C-STORE proxy in front of a PACS (docs/gateway.md)."""
+
+    ae_title: str = Field(default="RADPROOF", min_length=1, max_length=16)
+    host: str = Field(default="127.0.0.1", description="address to listen on (0.0.0.0: every interface)")
+    port: int = Field(default=11112, gt=0, lt=65536)
+    allowed_callers: list[str] = Field(
+        default_factory=list, description="calling AE titles accepted; empty: any caller (not for production)"
+    )
+    allowed_addresses: list[str] = Field(default_factory=list, description="peer IP addresses accepted; empty: any")
+    upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)
+    actions: GatewayActions = Field(default_factory=GatewayActions)
+    spool: Path = Field(default=Path("radproof-gateway/spool"), description="where received images wait")
+    quarantine: Path = Field(default=Path("radproof-gateway/quarantine"), description="where held images go")
+    journal: Path | None = Field(default=None, description="the state journal (SQLite); default: in the spool")
+    spool_limit_bytes: int = Field(default=20 * 1024**3, gt=0, description="past it, senders are told to wait")
+    max_associations: int = Field(default=8, gt=0)
+    max_pdu_bytes: int = Field(default=262_144, ge=0, description="largest PDU received (0: unlimited)")
+    timeout_seconds: float = Field(default=30.0, gt=0, description="network, association and DIMSE timeouts")
+    retry_seconds: float = Field(default=5.0, gt=0, description="first wait before forwarding again; doubles")
+    retry_max_seconds: float = Field(default=300.0, gt=0)
+    log_patient_names: bool = Field(default=False, description="patient names in log lines (off: UIDs only)")
+
+    @field_validator("ae_title", "allowed_callers")
+    @classmethod
+    def _ae_titles(cls, value: Any) -> Any:
+        for title in [value] if isinstance(value, str) else value:
+            if not title.strip() or len(title) > 16 or "\\" in title or not title.isascii():
+                raise ValueError(f"{title!r} is not an AE title (1-16 ASCII characters, no backslash)")
+        return value
+
+    def journal_path(self) -> Path:
+        return self.journal if self.journal is not None else self.spool / "journal.sqlite"
+
+
 class Settings(BaseSettings):
     """Every setting radproof reads. Build with :func:`load_settings`."""
 
@@ -205,6 +290,7 @@ class Settings(BaseSettings):
     scan: ScanSettings = Field(default_factory=ScanSettings)
     detector: DetectorSettings = Field(default_factory=DetectorSettings)
     report: ReportSettings = Field(default_factory=ReportSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
 
     def with_overrides(self, **sections: dict[str, Any]) -> Settings:
         """A copy with some keys of some sections replaced (None values are ignored).
@@ -299,7 +385,13 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
         return value
 
     out = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
-    for section, keys in (("trust", ("ca", "crl", "tsa")), ("watermark", ("key",)), ("detector", ("model",))):
+    paths = (
+        ("trust", ("ca", "crl", "tsa")),
+        ("watermark", ("key",)),
+        ("detector", ("model",)),
+        ("gateway", ("spool", "quarantine", "journal")),
+    )
+    for section, keys in paths:
         if isinstance(out.get(section), dict):
             for key in keys:
                 if key in out[section]:

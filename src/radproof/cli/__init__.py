@@ -34,6 +34,7 @@ _COMMAND_MODULES: list[str] = [
     "radproof.cli.detect",
     "radproof.cli.check",
     "radproof.cli.scan",
+    "radproof.cli.gateway",
 ]
 
 

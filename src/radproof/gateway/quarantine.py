@@ -1,0 +1,113 @@
+"""Reviewing what the gateway held: list, show, release (forward, as an import), delete.
+
+Every release and deletion names who did it and why; both are recorded in the journal's transitions
+with that text, and the file's check report keeps a ``review`` list.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from radproof.config import GatewaySettings
+from radproof.errors import InputError
+from radproof.gateway.forwarder import Outcome, Upstream
+from radproof.gateway.journal import Entry, Journal, State
+from radproof.gateway.spool import write_durably
+
+HELD = (State.QUARANTINED, State.REJECTED)
+
+
+@dataclass(frozen=True)
+class Held:
+    """One held instance: its journal entry and its check report."""
+
+    entry: Entry
+    report: dict[str, Any]
+
+    @property
+    def path(self) -> Path:
+        return Path(self.entry.path)
+
+
+class Quarantine:
+    """The held instances of one gateway (its journal and quarantine folder)."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.journal = Journal(settings.journal_path())
+
+    def close(self) -> None:
+        self.journal.close()
+
+    def list(self) -> list[Held]:
+        return [Held(e, _report(Path(e.path))) for e in self.journal.in_state(*HELD)]
+
+    def get(self, uid_prefix: str) -> Held:
+        """The one held instance whose SOP Instance UID is, or starts with, ``uid_prefix``."""
+        matches = [h for h in self.list() if h.entry.sop_instance_uid.startswith(uid_prefix.strip())]
+        exact = [h for h in matches if h.entry.sop_instance_uid == uid_prefix.strip()]
+        if len(exact) == 1:
+            return exact[0]
+        if not matches:
+            raise InputError(f"nothing held matches {uid_prefix!r} (see `radproof gateway quarantine list`)")
+        if len(matches) > 1:
+            raise InputError(f"{len(matches)} held instances match {uid_prefix!r}; give more of the UID")
+        return matches[0]
+
+    def release(self, uid_prefix: str, *, by: str | None, why: str) -> str:
+        """Send a held instance to the archive now; return what the archive said.
+
+        Raises
+        ------
+        InputError
+            No reason given, or the archive did not take it (the instance stays held).
+        """
+        held = self.get(uid_prefix)
+        who = _who(by, why)
+        upstream = Upstream(self.settings)
+        try:
+            sent = upstream.send(held.path)
+        finally:
+            upstream.close()
+        if sent.outcome is not Outcome.STORED:
+            raise InputError(f"not released: {sent.detail}")
+        self.journal.move(held.entry.key, State.RELEASED, f"released by {who}")
+        self.journal.move(held.entry.key, State.FORWARDED, f"{sent.detail} (import after review)")
+        _append_review(held.path, "released", who)
+        held.path.unlink(missing_ok=True)  # the archive has it now; the report stays
+        return sent.detail
+
+    def delete(self, uid_prefix: str, *, by: str | None, why: str) -> Path:
+        """Delete a held instance's file (its report and journal history stay)."""
+        held = self.get(uid_prefix)
+        who = _who(by, why)
+        _append_review(held.path, "deleted", who)
+        held.path.unlink(missing_ok=True)
+        self.journal.move(held.entry.key, State.DELETED, f"deleted by {who}")
+        return held.path
+
+
+def _who(by: str | None, why: str) -> str:
+    if not why or not why.strip():
+        raise InputError("say why (--reason): a release or deletion is part of the audit trail")
+    name = (by or getpass.getuser()).strip()
+    return f"{name}: {why.strip()}"
+
+
+def _report(path: Path) -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data
+
+
+def _append_review(path: Path, what: str, who: str) -> None:
+    report = _report(path)
+    report.setdefault("review", []).append({"at": time.time(), "action": what, "by": who})
+    write_durably(path.with_suffix(".json"), json.dumps(report, indent=1, default=str).encode("utf-8"))

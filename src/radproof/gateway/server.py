@@ -1,0 +1,293 @@
+"""The gateway's C-STORE SCP: spool, check, decide, then forward or hold.
+
+Order of work for each C-STORE, and why:
+
+1. the instance's identity is checked (a SOP Instance UID to track it by), and its bytes, exactly
+   as received, are written to the spool and fsync'ed, and the journal says ``received``;
+2. it is checked through the one-image pipeline and :func:`~radproof.gateway.decision.decide` picks
+   the action; a quarantined or rejected instance is moved to the quarantine with its check report;
+3. only then is the sender answered: success for forward and quarantine (both are safe on disk),
+   a failure status for reject. A crash before the answer leaves the sender with its copy.
+
+Forwarding runs in its own thread from the journal, so a slow or absent archive never holds up
+a sender; instances wait in the spool, and the spool's size limit turns senders away (0xA700)
+before the disk fills.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
+from radproof.check import Verdict
+from radproof.config import GatewayAction, Settings
+from radproof.errors import InputError, RadproofError
+from radproof.gateway.decision import (
+    CANNOT_UNDERSTAND,
+    OUT_OF_RESOURCES,
+    REFUSED,
+    Decision,
+    decide,
+    missing_identity,
+)
+from radproof.gateway.forwarder import Backoff, ForwarderThread, Outcome, Upstream, status_dataset
+from radproof.gateway.journal import Entry, Journal, State
+from radproof.gateway.spool import Spool, SpoolFull, write_durably
+from radproof.pipeline import Checker
+
+log = logging.getLogger("radproof.gateway")
+
+
+class Gateway:
+    """The proxy: build it from settings, :meth:`start`, and :meth:`stop` on shutdown."""
+
+    def __init__(self, settings: Settings, *, checker: Checker | None = None, passphrase: bytes | None = None) -> None:
+        self.settings = settings
+        self.config = settings.gateway
+        self.spool = Spool(self.config.spool, self.config.spool_limit_bytes)
+        self.quarantine = Path(self.config.quarantine)
+        self.quarantine.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.journal = Journal(self.config.journal_path())
+        self.checker = checker if checker is not None else Checker.from_settings(settings, passphrase=passphrase)
+        self._upstream = Upstream(self.config)
+        self._backoff = Backoff(self.config.retry_seconds, self.config.retry_max_seconds)
+        self._forwarder: ForwarderThread | None = None
+        self._server: Any = None
+        self._ae: AE | None = None
+        self._lock = threading.Lock()
+
+    # -- running --------------------------------------------------------------------------------
+
+    def start(self) -> tuple[str, int]:
+        """Recover unfinished work, start forwarding and listening; return the address listened on."""
+        self.recover()
+        self._forwarder = ForwarderThread(self.forward_one)
+        self._forwarder.start()
+        c = self.config
+        ae = AE(ae_title=c.ae_title)
+        ae.maximum_associations = c.max_associations
+        ae.maximum_pdu_size = c.max_pdu_bytes
+        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = c.timeout_seconds
+        ae.require_calling_aet = list(c.allowed_callers)
+        for context in AllStoragePresentationContexts:
+            if context.abstract_syntax is not None:
+                ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
+        ae.add_supported_context(Verification)
+        handlers: list[Any] = [(evt.EVT_C_STORE, self._on_store), (evt.EVT_C_ECHO, self._on_echo)]
+        self._ae = ae
+        self._server = ae.start_server((c.host, c.port), block=False, evt_handlers=handlers)
+        host, port = self._server.server_address[:2]
+        log.info("gateway %s listening on %s:%s, forwarding to %s", c.ae_title, host, port, self._upstream_name())
+        return str(host), int(port)
+
+    def stop(self) -> None:
+        """Stop accepting, let the associations in progress finish their current instance, stop forwarding."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server = None
+        if self._ae is not None:
+            self._ae.shutdown()
+            self._ae = None
+        if self._forwarder is not None:
+            self._forwarder.stop()
+            self._forwarder.join(timeout=self.config.timeout_seconds)
+            self._forwarder = None
+        self._upstream.close()
+        self.journal.close()
+        log.info("gateway %s stopped", self.config.ae_title)
+
+    # -- receiving ------------------------------------------------------------------------------
+
+    def _on_echo(self, event: Any) -> int:
+        return 0x0000 if self._peer_allowed(event) else REFUSED
+
+    def _on_store(self, event: Any) -> Any:
+        if not self._peer_allowed(event):
+            return status_dataset(REFUSED, "radproof: this address may not store here")
+        ds: Dataset = event.dataset
+        ds.file_meta = event.file_meta
+        calling = str(event.assoc.requestor.ae_title).strip()
+        data = bytes(event.encoded_dataset(include_meta=True))
+        return self.receive(ds, data, calling)
+
+    def receive(self, ds: Dataset, data: bytes, calling_ae: str) -> Any:
+        """Spool, check, decide and file one instance; return the C-STORE status to answer with."""
+        problem = missing_identity(ds)
+        if problem:
+            log.warning("refused an instance from %s: %s", calling_ae, problem)
+            return status_dataset(CANNOT_UNDERSTAND, f"radproof: {problem}")
+        uid = str(ds.SOPInstanceUID).strip()
+        sha = hashlib.sha256(data).hexdigest()
+        key = (uid, sha)
+        with self._lock:  # one arrival of given bytes at a time: a resend must not race the first copy
+            earlier = self.journal.find(uid)
+            same = next((e for e in earlier if e.sha256 == sha and e.state is not State.DELETED), None)
+            if same is not None and same.state is not State.RECEIVED:
+                # These very bytes are already safe here (waiting, sent, or held): a resend changes nothing.
+                log.info("%s from %s again: already %s here, byte for byte", uid, calling_ae, same.state)
+                if same.state is State.REJECTED:
+                    return status_dataset(REFUSED, f"radproof: refused ({same.reason})")
+                return status_dataset(0x0000)
+            try:
+                path = self.spool.store(uid, sha, data)
+            except InputError as exc:
+                return status_dataset(CANNOT_UNDERSTAND, f"radproof: {exc}")
+            except SpoolFull as exc:
+                log.error("ALERT spool full, %s from %s turned away: %s", uid, calling_ae, exc)
+                return status_dataset(OUT_OF_RESOURCES, "radproof: the gateway's spool is full; try later")
+            except OSError as exc:
+                log.error("ALERT cannot spool %s from %s: %s", uid, calling_ae, exc.strerror)
+                return status_dataset(OUT_OF_RESOURCES, "radproof: the gateway cannot write its spool")
+            self.journal.received(
+                sop_instance_uid=uid,
+                sha256=sha,
+                sop_class_uid=str(ds.SOPClassUID),
+                study_uid=str(ds.get("StudyInstanceUID", "")),
+                series_uid=str(ds.get("SeriesInstanceUID", "")),
+                calling_ae=calling_ae,
+                path=path,
+                size=len(data),
+            )
+        verdict, error = self._check(data, uid)
+        decision = decide(ds, verdict, self.config, error=error)
+        if any(e.sha256 != sha and e.state is State.FORWARDED for e in earlier) and decision.accepted:
+            # The archive already holds other bytes under this UID: never overwrite it silently.
+            decision = Decision(GatewayAction.QUARANTINE, f"{decision.reason}; the archive holds other bytes as {uid}")
+        self._file(key, path, decision, verdict, calling_ae, ds)
+        if not decision.accepted:
+            return status_dataset(REFUSED, f"radproof: refused ({decision.reason})")
+        return status_dataset(0x0000)
+
+    def _check(self, data: bytes, uid: str) -> tuple[Verdict | None, str | None]:
+        try:
+            return self.checker.check_bytes(data, name=uid), None
+        except RadproofError as exc:
+            return None, str(exc)
+
+    def _file(
+        self, key: tuple[str, str], path: Path, decision: Decision, verdict: Verdict | None, calling: str, ds: Dataset
+    ) -> None:
+        """Put a decided instance where its action says, then journal it."""
+        kind = str(verdict.verdict) if verdict is not None else "error"
+        who = f" patient {ds.get('PatientName', '')!s}" if self.config.log_patient_names else ""
+        line = f"{key[0]} from {calling}{who}: {decision.reason} -> {decision.action}"
+        if decision.action in (GatewayAction.FORWARD, GatewayAction.FORWARD_AND_ALERT):
+            if decision.alert:
+                log.warning("ALERT %s", line)
+            else:
+                log.info("%s", line)
+            self.journal.move(key, State.QUEUED, decision.reason, verdict=kind, action=decision.action,
+                              reason=decision.reason)  # fmt: skip
+            return
+        held = self.quarantine / ("rejected" if decision.action is GatewayAction.REJECT else "")
+        moved = self.spool.move_to(path, held)
+        report = {
+            "sop_instance_uid": key[0],
+            "sha256": key[1],
+            "calling_ae": calling,
+            "received_at": time.time(),
+            "action": str(decision.action),
+            "reason": decision.reason,
+            "check": verdict.to_dict() if verdict is not None else None,
+        }
+        write_durably(moved.with_suffix(".json"), json.dumps(report, indent=1, default=str).encode("utf-8"))
+        log.warning("ALERT %s", line)
+        state = State.REJECTED if decision.action is GatewayAction.REJECT else State.QUARANTINED
+        self.journal.move(key, state, decision.reason, path=moved, verdict=kind, action=decision.action,
+                          reason=decision.reason)  # fmt: skip
+
+    def _peer_allowed(self, event: Any) -> bool:
+        allowed = self.config.allowed_addresses
+        return not allowed or str(event.assoc.requestor.address) in allowed
+
+    # -- forwarding -----------------------------------------------------------------------------
+
+    def forward_one(self) -> bool:
+        """Forward the oldest due instance; True when there was one (the forwarder thread's step)."""
+        entry = self.journal.next_due(time.time())
+        if entry is None:
+            return False
+        self.journal.move(entry.key, State.FORWARDING, f"to {self._upstream_name()}")
+        sent = self._upstream.send(Path(entry.path))
+        if sent.outcome is Outcome.STORED:
+            self.journal.move(entry.key, State.FORWARDED, sent.detail)
+            self.spool.remove(Path(entry.path))
+            self._backoff.succeeded()
+            log.info("%s forwarded: %s", entry.sop_instance_uid, sent.detail)
+        elif sent.outcome is Outcome.UNREACHABLE:
+            wait = self._backoff.failed()
+            self.journal.move(entry.key, State.QUEUED, None, error=sent.detail, retry_at=time.time() + wait)
+            log.warning("%s waits %.0f s: %s", entry.sop_instance_uid, wait, sent.detail)
+        else:
+            self._hold(entry, f"the archive refused it: {sent.detail}")
+        return True
+
+    def recover(self) -> None:
+        """Finish what a crash interrupted (called by :meth:`start`)."""
+        for entry in self.journal.in_state(State.FORWARDING):
+            known = self._upstream.has_instance(entry.study_uid, entry.series_uid, entry.sop_instance_uid)
+            if known:
+                self.journal.move(entry.key, State.FORWARDED, "found in the archive after a restart")
+                self.spool.remove(Path(entry.path))
+            elif known is None:
+                # The archive cannot say: sending could duplicate it, not sending could lose it. Hold it.
+                self._hold(entry, "interrupted while forwarding and the archive cannot say whether it arrived")
+            else:
+                self.journal.move(entry.key, State.QUEUED, "not in the archive after a restart; sent again")
+        for entry in self.journal.in_state(State.RECEIVED):
+            self._recover_received(entry)
+        for entry in self.journal.in_state(State.FORWARDED):
+            if Path(entry.path).parent == self.spool.folder and Path(entry.path).exists():
+                self.spool.remove(Path(entry.path))  # sent, but the crash came before the clean-up
+        waiting = {Path(e.path).name for e in self.journal.in_state(State.QUEUED, State.FORWARDING)}
+        for orphan in self.spool.folder.glob("*.dcm"):
+            if orphan.name not in waiting:
+                # Written but never journalled: the sender was not answered and still has it.
+                log.info("removing %s: spooled before a crash, never acknowledged", orphan.name)
+                self.spool.remove(orphan)
+
+    def _recover_received(self, entry: Entry) -> None:
+        """An instance spooled but not yet decided when the gateway stopped: finish its filing."""
+        path = Path(entry.path)
+        if not path.is_file():
+            # Moved to the quarantine before the crash, and the journal not yet told.
+            for folder, state in ((self.quarantine, State.QUARANTINED), (self.quarantine / "rejected", State.REJECTED)):
+                if (folder / path.name).is_file():
+                    self.journal.move(entry.key, state, "filed before a restart", path=folder / path.name)
+                    return
+            return  # never fully written: the sender was not answered and still has it
+        import pydicom
+
+        data = path.read_bytes()
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        verdict, error = self._check(data, entry.sop_instance_uid)
+        self._file(entry.key, path, decide(ds, verdict, self.config, error=error), verdict, entry.calling_ae, ds)
+
+    def _hold(self, entry: Entry, reason: str) -> None:
+        path = Path(entry.path)
+        moved = self.spool.move_to(path, self.quarantine) if path.is_file() else path
+        report = {
+            "sop_instance_uid": entry.sop_instance_uid,
+            "sha256": entry.sha256,
+            "calling_ae": entry.calling_ae,
+            "action": str(GatewayAction.QUARANTINE),
+            "reason": reason,
+            "check": None,
+        }
+        write_durably(moved.with_suffix(".json"), json.dumps(report, indent=1).encode("utf-8"))
+        self.journal.move(entry.key, State.QUARANTINED, reason, path=moved, action=GatewayAction.QUARANTINE,
+                          reason=reason)  # fmt: skip
+        log.warning("ALERT %s held: %s", entry.sop_instance_uid, reason)
+
+    def _upstream_name(self) -> str:
+        u = self.config.upstream
+        return f"{u.ae_title}@{u.host}:{u.port}"
