@@ -60,6 +60,7 @@ CONFIG_ENV = "RADPROOF_CONFIG"
 
 __all__ = [
     "CONFIG_ENV",
+    "AuditSettings",
     "CheckSettings",
     "DetectorSettings",
     "GatewayAction",
@@ -274,6 +275,19 @@ class GatewaySettings(_Section):
         return self.journal if self.journal is not None else self.spool / "journal.sqlite"
 
 
+class AuditSettings(_Section):
+    """``[audit]``: the audit trail (docs/gateway.md, "Audit trail")."""
+
+    log: Path | None = Field(default=None, description="the hash-chained log; default: audit.jsonl beside the spool")
+    syslog: str | None = Field(default=None, description="ATNA collector, tcp://HOST:PORT or tls://HOST:PORT")
+    syslog_ca: Path | None = Field(default=None, description="CA file the TLS collector's certificate chains to")
+    identity: Path | None = Field(default=None, description="identity folder whose key seals the log")
+    passphrase_file: Path | None = Field(
+        default=None, description="that key's passphrase (else $RADPROOF_AUDIT_PASSPHRASE)"
+    )
+    seal_every: int = Field(default=100, gt=0, description="records between two seals")
+
+
 class Settings(BaseSettings):
     """Every setting radproof reads. Build with :func:`load_settings`."""
 
@@ -291,6 +305,7 @@ class Settings(BaseSettings):
     detector: DetectorSettings = Field(default_factory=DetectorSettings)
     report: ReportSettings = Field(default_factory=ReportSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
 
     def with_overrides(self, **sections: dict[str, Any]) -> Settings:
         """A copy with some keys of some sections replaced (None values are ignored).
@@ -390,6 +405,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
         ("watermark", ("key",)),
         ("detector", ("model",)),
         ("gateway", ("spool", "quarantine", "journal")),
+        ("audit", ("log", "syslog_ca", "identity", "passphrase_file")),
     )
     for section, keys in paths:
         if isinstance(out.get(section), dict):

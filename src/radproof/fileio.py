@@ -16,8 +16,9 @@ from radproof.errors import InputError
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644) -> Path:
     """Write ``data`` to ``path`` so that readers see either the old file or the whole new one.
 
-    The bytes go to a temporary file in the same folder, are flushed to disk, and the file is
-    renamed over the target. ``mode`` sets the permissions (use 0o600 for secrets).
+    The bytes go to a temporary file in the same folder, are flushed to disk, the file is renamed
+    over the target, and the folder is flushed too: after a crash or a power cut the file is there
+    complete, or not at all. ``mode`` sets the permissions (use 0o600 for secrets).
     """
     target = Path(path)
     parent = target.parent if str(target.parent) else Path(".")
@@ -34,7 +35,17 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int =
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    fsync_folder(parent)
     return target
+
+
+def fsync_folder(folder: str | os.PathLike[str]) -> None:
+    """Flush a folder's entries (a rename or a deletion in it) to disk."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_input_bytes(path: str | os.PathLike[str], *, limit: int | None = None) -> bytes:

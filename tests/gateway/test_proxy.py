@@ -219,3 +219,53 @@ def test_the_example_configuration_runs_as_is_against_orthanc(
     finally:
         gateway.stop()
     assert (tmp_path / "radproof-gateway" / "quarantine").is_dir()
+
+
+def test_every_decision_is_audited_locally_and_to_the_collector(
+    tmp_path: Path, orthanc: Orthanc, captures: Captures
+) -> None:
+    from lxml import etree
+
+    from loopback import SyslogCollector
+    from radproof.audit.chain import verify_log
+    from radproof.provenance import Role, issue_identity
+    from radproof.provenance.identity import load_certificate
+
+    from .conftest import PW
+
+    orthanc.clear()
+    issue_identity(tmp_path / "gw-id", captures.ca.parent, "Gateway 1", Role.DEVICE, PW, PW, key_bits=2048)
+    (tmp_path / "pw").write_text(PW.decode())
+    collector = SyslogCollector()
+    try:
+        settings = settings_for(tmp_path, orthanc, captures).with_overrides(
+            audit={
+                "syslog": f"tcp://127.0.0.1:{collector.port}",
+                "identity": str(tmp_path / "gw-id"),
+                "passphrase_file": str(tmp_path / "pw"),
+            }
+        )
+        gateway = Gateway(settings)
+        gateway.start()
+        try:
+            assert storescu(gateway.config.port, captures.signed, captures.unsigned).returncode == 0
+            assert wait_for(lambda: gateway.journal.counts().get("forwarded") == 1)
+        finally:
+            gateway.stop()
+        events = [r["event"] for r in map(json.loads, (tmp_path / "audit.jsonl").read_text().splitlines())]
+        assert events[0] == "110100" and events[-2] == "110100" and events[-1] == "seal"
+        assert events.count("110104") == 1 and events.count("110113") == 1
+        check = verify_log(tmp_path / "audit.jsonl", trusted=[load_certificate(captures.ca)])
+        assert check.intact and check.seals == 1 and check.signers == {"Gateway 1"}
+        assert wait_for(lambda: len(collector.messages) == 4)
+        schema = etree.RelaxNG(etree.parse(str(Path(__file__).parents[1] / "audit" / "dicom_audit_message.rng")))
+        codes = []
+        for message in collector.messages:
+            document = etree.fromstring(message.split(b"\xef\xbb\xbf", 1)[1])
+            assert schema.validate(document), schema.error_log
+            codes.append(document.find("EventIdentification/EventID").get("csd-code"))
+        assert sorted(codes) == ["110100", "110100", "110104", "110113"]
+        alert = next(m for m in collector.messages if b'csd-code="110113"' in m)
+        assert b"unverified" in alert and b"PHANTOM^SIMULATED" not in alert  # the reason, never the patient name
+    finally:
+        collector.close()

@@ -35,6 +35,7 @@ _COMMAND_MODULES: list[str] = [
     "radproof.cli.check",
     "radproof.cli.scan",
     "radproof.cli.gateway",
+    "radproof.cli.audit",
 ]
 
 

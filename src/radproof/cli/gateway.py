@@ -107,7 +107,7 @@ def list_command(
     """Every held instance: UID, state, verdict, reason."""
     from radproof.gateway.quarantine import Quarantine
 
-    q = Quarantine(_settings(config or ctx.obj).gateway)
+    q = Quarantine(_settings(config or ctx.obj))
     try:
         held = q.list()
     finally:
@@ -134,7 +134,7 @@ def show_command(
     """The check report of one held instance (JSON), with the reviews so far."""
     from radproof.gateway.quarantine import Quarantine
 
-    q = Quarantine(_settings(config or ctx.obj).gateway)
+    q = Quarantine(_settings(config or ctx.obj))
     try:
         held = q.get(uid)
         history = q.journal.transitions(held.entry.key)
@@ -157,7 +157,7 @@ def release_command(
     """Send a held instance to the archive (recorded as an import after review)."""
     from radproof.gateway.quarantine import Quarantine
 
-    q = Quarantine(_settings(config or ctx.obj).gateway)
+    q = Quarantine(_settings(config or ctx.obj))
     try:
         detail = q.release(uid, by=by, why=reason)
     finally:
@@ -176,7 +176,7 @@ def delete_command(
     """Delete a held instance's file; its report and history stay."""
     from radproof.gateway.quarantine import Quarantine
 
-    q = Quarantine(_settings(config or ctx.obj).gateway)
+    q = Quarantine(_settings(config or ctx.obj))
     try:
         path = q.delete(uid, by=by, why=reason)
     finally:

@@ -13,11 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from radproof.config import GatewaySettings
+from radproof.audit import auditor_from_settings
+from radproof.audit.atna import DESTINATION_ROLE, OBJECT_SECURITY, SOURCE_ROLE, AuditMessage, EventID, Participant
+from radproof.audit.atna import Outcome as AuditOutcome
+from radproof.config import Settings
 from radproof.errors import InputError
+from radproof.fileio import atomic_write_bytes
 from radproof.gateway.forwarder import Outcome, Upstream
 from radproof.gateway.journal import Entry, Journal, State
-from radproof.gateway.spool import write_durably
 
 HELD = (State.QUARANTINED, State.REJECTED)
 
@@ -37,12 +40,34 @@ class Held:
 class Quarantine:
     """The held instances of one gateway (its journal and quarantine folder)."""
 
-    def __init__(self, settings: GatewaySettings) -> None:
-        self.settings = settings
-        self.journal = Journal(settings.journal_path())
+    def __init__(self, settings: Settings) -> None:
+        from radproof.gateway.server import default_audit_log
+
+        self.settings = settings.gateway
+        self.journal = Journal(self.settings.journal_path())
+        self.audit = auditor_from_settings(settings, default_log=default_audit_log(self.settings))
 
     def close(self) -> None:
         self.journal.close()
+        self.audit.close()
+
+    def _record(self, event: EventID, held: Held, who: str, what: str) -> None:
+        user = Participant(who.split(":", 1)[0], True, None)
+        me = Participant(self.settings.ae_title, False, SOURCE_ROLE if event is EventID.IMPORT else None)
+        upstream = Participant(self.settings.upstream.ae_title, False, DESTINATION_ROLE, self.settings.upstream.host)
+        self.audit.emit(
+            AuditMessage(
+                event,
+                "C" if event is EventID.IMPORT else "D",
+                AuditOutcome.SUCCESS,
+                (user, me, upstream) if event is EventID.IMPORT else (user, me),
+                self.settings.ae_title,
+                None if event is EventID.IMPORT else OBJECT_SECURITY,
+                studies=(held.entry.study_uid,) if held.entry.study_uid else (),
+                instances=((held.entry.sop_class_uid, held.entry.sop_instance_uid),),
+                detail=f"{what} by {who}",
+            )
+        )
 
     def list(self) -> list[Held]:
         return [Held(e, _report(Path(e.path))) for e in self.journal.in_state(*HELD)]
@@ -79,6 +104,7 @@ class Quarantine:
         self.journal.move(held.entry.key, State.RELEASED, f"released by {who}")
         self.journal.move(held.entry.key, State.FORWARDED, f"{sent.detail} (import after review)")
         _append_review(held.path, "released", who)
+        self._record(EventID.IMPORT, held, who, "released from the quarantine into the archive")
         held.path.unlink(missing_ok=True)  # the archive has it now; the report stays
         return sent.detail
 
@@ -89,6 +115,7 @@ class Quarantine:
         _append_review(held.path, "deleted", who)
         held.path.unlink(missing_ok=True)
         self.journal.move(held.entry.key, State.DELETED, f"deleted by {who}")
+        self._record(EventID.SECURITY_ALERT, held, who, "a held instance was deleted")
         return held.path
 
 
@@ -110,4 +137,4 @@ def _report(path: Path) -> dict[str, Any]:
 def _append_review(path: Path, what: str, who: str) -> None:
     report = _report(path)
     report.setdefault("review", []).append({"at": time.time(), "action": what, "by": who})
-    write_durably(path.with_suffix(".json"), json.dumps(report, indent=1, default=str).encode("utf-8"))
+    atomic_write_bytes(path.with_suffix(".json"), json.dumps(report, indent=1, default=str).encode("utf-8"), mode=0o600)

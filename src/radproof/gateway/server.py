@@ -28,9 +28,25 @@ from pydicom.dataset import Dataset
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
+from radproof.audit import Auditor, auditor_from_settings
+from radproof.audit.atna import (
+    APPLICATION_ROLE,
+    APPLICATION_START,
+    APPLICATION_STOP,
+    DESTINATION_ROLE,
+    OBJECT_SECURITY,
+    SOURCE_ROLE,
+    AuditMessage,
+    EventID,
+    Participant,
+)
+from radproof.audit.atna import (
+    Outcome as AuditOutcome,
+)
 from radproof.check import Verdict
-from radproof.config import GatewayAction, Settings
+from radproof.config import GatewayAction, GatewaySettings, Settings
 from radproof.errors import InputError, RadproofError
+from radproof.fileio import atomic_write_bytes
 from radproof.gateway.decision import (
     CANNOT_UNDERSTAND,
     OUT_OF_RESOURCES,
@@ -41,7 +57,7 @@ from radproof.gateway.decision import (
 )
 from radproof.gateway.forwarder import Backoff, ForwarderThread, Outcome, Upstream, status_dataset
 from radproof.gateway.journal import Entry, Journal, State
-from radproof.gateway.spool import Spool, SpoolFull, write_durably
+from radproof.gateway.spool import Spool, SpoolFull
 from radproof.pipeline import Checker
 
 log = logging.getLogger("radproof.gateway")
@@ -58,6 +74,7 @@ class Gateway:
         self.quarantine.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.journal = Journal(self.config.journal_path())
         self.checker = checker if checker is not None else Checker.from_settings(settings, passphrase=passphrase)
+        self.audit: Auditor = auditor_from_settings(settings, default_log=default_audit_log(self.config))
         self._upstream = Upstream(self.config)
         self._backoff = Backoff(self.config.retry_seconds, self.config.retry_max_seconds)
         self._forwarder: ForwarderThread | None = None
@@ -86,6 +103,7 @@ class Gateway:
         self._ae = ae
         self._server = ae.start_server((c.host, c.port), block=False, evt_handlers=handlers)
         host, port = self._server.server_address[:2]
+        self._activity(APPLICATION_START)
         log.info("gateway %s listening on %s:%s, forwarding to %s", c.ae_title, host, port, self._upstream_name())
         return str(host), int(port)
 
@@ -103,6 +121,8 @@ class Gateway:
             self._forwarder = None
         self._upstream.close()
         self.journal.close()
+        self._activity(APPLICATION_STOP)
+        self.audit.close()
         log.info("gateway %s stopped", self.config.ae_title)
 
     # -- receiving ------------------------------------------------------------------------------
@@ -180,6 +200,8 @@ class Gateway:
         kind = str(verdict.verdict) if verdict is not None else "error"
         who = f" patient {ds.get('PatientName', '')!s}" if self.config.log_patient_names else ""
         line = f"{key[0]} from {calling}{who}: {decision.reason} -> {decision.action}"
+        if decision.alert:
+            self._alert(key, calling, ds, f"{decision.action}: {decision.reason}")
         if decision.action in (GatewayAction.FORWARD, GatewayAction.FORWARD_AND_ALERT):
             if decision.alert:
                 log.warning("ALERT %s", line)
@@ -199,7 +221,9 @@ class Gateway:
             "reason": decision.reason,
             "check": verdict.to_dict() if verdict is not None else None,
         }
-        write_durably(moved.with_suffix(".json"), json.dumps(report, indent=1, default=str).encode("utf-8"))
+        atomic_write_bytes(
+            moved.with_suffix(".json"), json.dumps(report, indent=1, default=str).encode("utf-8"), mode=0o600
+        )
         log.warning("ALERT %s", line)
         state = State.REJECTED if decision.action is GatewayAction.REJECT else State.QUARANTINED
         self.journal.move(key, state, decision.reason, path=moved, verdict=kind, action=decision.action,
@@ -222,6 +246,7 @@ class Gateway:
             self.journal.move(entry.key, State.FORWARDED, sent.detail)
             self.spool.remove(Path(entry.path))
             self._backoff.succeeded()
+            self._transferred(entry)
             log.info("%s forwarded: %s", entry.sop_instance_uid, sent.detail)
         elif sent.outcome is Outcome.UNREACHABLE:
             wait = self._backoff.failed()
@@ -283,11 +308,62 @@ class Gateway:
             "reason": reason,
             "check": None,
         }
-        write_durably(moved.with_suffix(".json"), json.dumps(report, indent=1).encode("utf-8"))
+        atomic_write_bytes(moved.with_suffix(".json"), json.dumps(report, indent=1).encode("utf-8"), mode=0o600)
         self.journal.move(entry.key, State.QUARANTINED, reason, path=moved, action=GatewayAction.QUARANTINE,
                           reason=reason)  # fmt: skip
+        self._alert(entry.key, entry.calling_ae, None, f"quarantine: {reason}", entry=entry)
         log.warning("ALERT %s held: %s", entry.sop_instance_uid, reason)
 
     def _upstream_name(self) -> str:
         u = self.config.upstream
         return f"{u.ae_title}@{u.host}:{u.port}"
+
+    # -- audit ----------------------------------------------------------------------------------
+
+    def _me(self, *, requestor: bool, role: tuple[str, str]) -> Participant:
+        return Participant(self.config.ae_title, requestor, role, self.config.host)
+
+    def _activity(self, kind: tuple[str, str]) -> None:
+        self.audit.emit(
+            AuditMessage(EventID.APPLICATION_ACTIVITY, "E", AuditOutcome.SUCCESS,
+                         (self._me(requestor=False, role=APPLICATION_ROLE),), self.config.ae_title, kind)
+        )  # fmt: skip
+
+    def _transferred(self, entry: Entry) -> None:
+        u = self.config.upstream
+        self.audit.emit(
+            AuditMessage(
+                EventID.INSTANCES_TRANSFERRED,
+                "C",
+                AuditOutcome.SUCCESS,
+                (self._me(requestor=True, role=SOURCE_ROLE), Participant(u.ae_title, False, DESTINATION_ROLE, u.host)),
+                self.config.ae_title,
+                studies=(entry.study_uid,) if entry.study_uid else (),
+                instances=((entry.sop_class_uid, entry.sop_instance_uid),),
+                detail=f"verdict {entry.verdict}",
+            )
+        )
+
+    def _alert(
+        self, key: tuple[str, str], calling: str, ds: Dataset | None, what: str, *, entry: Entry | None = None
+    ) -> None:
+        study = str(ds.get("StudyInstanceUID", "")) if ds is not None else (entry.study_uid if entry else "")
+        sop_class = str(ds.get("SOPClassUID", "")) if ds is not None else (entry.sop_class_uid if entry else "")
+        self.audit.emit(
+            AuditMessage(
+                EventID.SECURITY_ALERT,
+                "E",
+                AuditOutcome.MINOR_FAILURE,
+                (Participant(calling, True, SOURCE_ROLE), self._me(requestor=False, role=DESTINATION_ROLE)),
+                self.config.ae_title,
+                OBJECT_SECURITY,
+                studies=(study,) if study else (),
+                instances=((sop_class, key[0]),),
+                detail=what,
+            )
+        )
+
+
+def default_audit_log(config: GatewaySettings) -> Path:
+    """``audit.jsonl`` beside the spool folder, unless ``[audit] log`` says otherwise."""
+    return Path(config.spool).parent / "audit.jsonl"

@@ -1,9 +1,9 @@
 """The spool: where a received instance is written, durably, before the sender is told it was stored.
 
 A file is written under a temporary name, flushed and fsync'ed, renamed into place, and then the
-folder is fsync'ed too, so that after a power cut the file is either complete under its name or not
-there at all. Names are derived from the SOP Instance UID (digits and dots only, checked), never from
-anything else the sender chose.
+folder is fsync'ed too (:func:`radproof.fileio.atomic_write_bytes`), so that after a power cut the
+file is either complete under its name or not there at all. Names are derived from the SOP Instance
+UID (digits and dots only, checked) and the content hash, never from anything else the sender chose.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 from radproof.errors import InputError
+from radproof.fileio import atomic_write_bytes, fsync_folder
 
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 
@@ -69,7 +70,7 @@ class Spool:
             raise SpoolFull(f"the spool holds {self._used} bytes; its limit is {self.limit_bytes}")
         if shutil.disk_usage(self.folder).free < len(data) + (16 << 20):
             raise SpoolFull("the disk under the spool is (almost) full")
-        write_durably(target, data)
+        atomic_write_bytes(target, data, mode=0o600)
         self._used += len(data) - previous
         return target
 
@@ -91,36 +92,9 @@ class Spool:
         try:
             os.replace(path, target)
         except OSError:
-            write_durably(target, path.read_bytes())
+            atomic_write_bytes(target, path.read_bytes(), mode=0o600)
             path.unlink()
         fsync_folder(folder)
         fsync_folder(path.parent)
         self._used = max(0, self._used - size)
         return target
-
-
-def write_durably(target: Path, data: bytes) -> None:
-    """Write ``target`` so that it is complete on disk or absent, even after a crash."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_folder(target.parent)
-
-
-def fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -50,9 +50,9 @@ _CACHE_LOCK = threading.Lock()
 def checks_fingerprint(settings: Settings) -> str:
     """A short digest of everything that decides a check's verdict.
 
-    The radproof version, every setting but the ``[scan]`` and ``[gateway]`` sections (workers,
-    batch sizes and the gateway's network settings change no verdict), the trust anchors and CRLs
-    as they are now, and the detector files in use. A scan stamps it on each record, and a resumed
+    The radproof version, every setting but the ``[scan]``, ``[gateway]`` and ``[audit]`` sections
+    (workers, batch sizes, the gateway's network and audit settings change no verdict), the trust
+    anchors and CRLs as they are now, and the detector files in use. A scan stamps it on each record, and a resumed
     scan checks again the files whose record was made with another fingerprint: a new detector,
     trust store or revocation must not leave old verdicts standing.
     """
@@ -60,7 +60,7 @@ def checks_fingerprint(settings: Settings) -> str:
     from radproof.detect.detector import detector_folder
 
     digest = hashlib.sha256(__version__.encode() + b"\0")
-    digest.update(settings.model_dump_json(exclude={"scan", "gateway"}).encode() + b"\0")
+    digest.update(settings.model_dump_json(exclude={"scan", "gateway", "audit"}).encode() + b"\0")
     # Trust anchors and revocation lists: a certificate revoked since the last run must not stay authentic.
     trust_files = [*settings.trust.ca, *settings.trust.crl, *settings.trust.tsa]
     trust_files += [Path(ca).parent / "crl.pem" for ca in settings.trust.ca]
