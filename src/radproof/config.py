@@ -215,12 +215,27 @@ class GatewayAction(StrEnum):
     REJECT = "reject"  # refuse it: the sender sees a failure status and keeps its copy
 
 
+class TlsSettings(_Section):
+    """DICOM TLS (PS3.15 B.1, TLS 1.2 or later) for one side of the gateway. Off unless a certificate
+    (listening side) or ``enabled`` (towards the archive) is set."""
+
+    enabled: bool = Field(default=False, description="towards the archive: connect with TLS")
+    certificate: Path | None = Field(default=None, description="our certificate chain (PEM)")
+    key: Path | None = Field(default=None, description="its private key (PEM, encrypted or not)")
+    key_passphrase_file: Path | None = Field(default=None, description="the key's passphrase, if encrypted")
+    ca: Path | None = Field(default=None, description="CA certificates the peer's certificate must chain to")
+    require_peer_certificate: bool = Field(
+        default=False, description="listening side: mutual TLS, a caller without a certificate is refused"
+    )
+
+
 class UpstreamSettings(_Section):
     """``[gateway.upstream]``: the archive (PACS) the gateway forwards to."""
 
     ae_title: str = Field(default="ORTHANC", min_length=1, max_length=16)
     host: str = "127.0.0.1"
     port: int = Field(default=4242, gt=0, lt=65536)
+    tls: TlsSettings = Field(default_factory=TlsSettings)
 
 
 class GatewayActions(_Section):
@@ -251,6 +266,7 @@ class GatewaySettings(_Section):
     )
     allowed_addresses: list[str] = Field(default_factory=list, description="peer IP addresses accepted; empty: any")
     upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)
+    tls: TlsSettings = Field(default_factory=TlsSettings)
     actions: GatewayActions = Field(default_factory=GatewayActions)
     spool: Path = Field(default=Path("radproof-gateway/spool"), description="where received images wait")
     quarantine: Path = Field(default=Path("radproof-gateway/quarantine"), description="where held images go")
@@ -412,6 +428,14 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
             for key in keys:
                 if key in out[section]:
                     out[section][key] = fix(out[section][key])
+    gateway = out.get("gateway")
+    if isinstance(gateway, dict):
+        upstream = gateway.get("upstream")
+        for tls in (gateway.get("tls"), upstream.get("tls") if isinstance(upstream, dict) else None):
+            if isinstance(tls, dict):
+                for key in ("certificate", "key", "key_passphrase_file", "ca"):
+                    if key in tls:
+                        tls[key] = fix(tls[key])
     return out
 
 

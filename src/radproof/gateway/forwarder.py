@@ -22,6 +22,7 @@ from pynetdicom.association import Association
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind  # type: ignore[attr-defined]
 
 from radproof.config import GatewaySettings
+from radproof.gateway.tls import client_context
 
 log = logging.getLogger("radproof.gateway")
 
@@ -48,6 +49,7 @@ class Upstream:
 
     def __init__(self, settings: GatewaySettings) -> None:
         self._settings = settings
+        self._tls = client_context(settings.upstream.tls)
         self._assoc: Association | None = None
         self._contexts: set[tuple[str, str]] = set()
 
@@ -85,8 +87,7 @@ class Upstream:
         """Whether the archive holds the instance (C-FIND at image level), or None when it cannot say."""
         ae = self._ae()
         ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
-        s = self._settings
-        assoc = ae.associate(s.upstream.host, s.upstream.port, ae_title=s.upstream.ae_title)
+        assoc = self._associate(ae)
         if not assoc.is_established:
             return None
         query = Dataset()
@@ -120,12 +121,16 @@ class Upstream:
         ae = self._ae()
         for abstract, transfer in sorted(self._contexts):
             ae.add_requested_context(abstract, transfer)
-        s = self._settings
-        assoc = ae.associate(s.upstream.host, s.upstream.port, ae_title=s.upstream.ae_title)
+        assoc = self._associate(ae)
         if not assoc.is_established:
             return None
         self._assoc = assoc
         return assoc
+
+    def _associate(self, ae: AE) -> Association:
+        u = self._settings.upstream
+        tls_args = (self._tls, u.host) if self._tls is not None else None
+        return ae.associate(u.host, u.port, ae_title=u.ae_title, tls_args=tls_args)
 
     def _ae(self) -> AE:
         s = self._settings

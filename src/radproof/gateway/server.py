@@ -58,6 +58,7 @@ from radproof.gateway.decision import (
 from radproof.gateway.forwarder import Backoff, ForwarderThread, Outcome, Upstream, status_dataset
 from radproof.gateway.journal import Entry, Journal, State
 from radproof.gateway.spool import Spool, SpoolFull
+from radproof.gateway.tls import server_context
 from radproof.pipeline import Checker
 
 log = logging.getLogger("radproof.gateway")
@@ -101,7 +102,8 @@ class Gateway:
         ae.add_supported_context(Verification)
         handlers: list[Any] = [(evt.EVT_C_STORE, self._on_store), (evt.EVT_C_ECHO, self._on_echo)]
         self._ae = ae
-        self._server = ae.start_server((c.host, c.port), block=False, evt_handlers=handlers)
+        tls = server_context(c.tls)
+        self._server = ae.start_server((c.host, c.port), block=False, evt_handlers=handlers, ssl_context=tls)
         host, port = self._server.server_address[:2]
         self._activity(APPLICATION_START)
         log.info("gateway %s listening on %s:%s, forwarding to %s", c.ae_title, host, port, self._upstream_name())
