@@ -278,6 +278,12 @@ class GatewaySettings(_Section):
     retry_seconds: float = Field(default=5.0, gt=0, description="first wait before forwarding again; doubles")
     retry_max_seconds: float = Field(default=300.0, gt=0)
     log_patient_names: bool = Field(default=False, description="patient names in log lines (off: UIDs only)")
+    identity: Path | None = Field(
+        default=None, description="a device identity: the gateway signs what it verified before forwarding it"
+    )
+    identity_passphrase_file: Path | None = Field(
+        default=None, description="that key's passphrase (else $RADPROOF_GATEWAY_PASSPHRASE)"
+    )
 
     @field_validator("ae_title", "allowed_callers")
     @classmethod
@@ -420,7 +426,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
         ("trust", ("ca", "crl", "tsa")),
         ("watermark", ("key",)),
         ("detector", ("model",)),
-        ("gateway", ("spool", "quarantine", "journal")),
+        ("gateway", ("spool", "quarantine", "journal", "identity", "identity_passphrase_file")),
         ("audit", ("log", "syslog_ca", "identity", "passphrase_file")),
     )
     for section, keys in paths:

@@ -269,3 +269,49 @@ def test_every_decision_is_audited_locally_and_to_the_collector(
         assert b"unverified" in alert and b"PHANTOM^SIMULATED" not in alert  # the reason, never the patient name
     finally:
         collector.close()
+
+
+def test_the_gateway_signs_what_it_verified_and_both_signatures_hold_in_the_archive(
+    tmp_path: Path, orthanc: Orthanc, captures: Captures
+) -> None:
+    import subprocess
+
+    from radproof.check import Policy
+    from radproof.pipeline import Checker
+    from radproof.provenance import Role, issue_identity
+
+    from .conftest import PW
+
+    orthanc.clear()
+    issue_identity(tmp_path / "gw-id", captures.ca.parent, "Gateway 1", Role.DEVICE, PW, PW, key_bits=2048)
+    (tmp_path / "pw").write_text(PW.decode())
+    settings = settings_for(
+        tmp_path, orthanc, captures, identity=str(tmp_path / "gw-id"), identity_passphrase_file=str(tmp_path / "pw")
+    )
+    gateway = Gateway(settings)
+    gateway.start()
+    try:
+        assert storescu(gateway.config.port, captures.signed).returncode == 0
+        assert wait_for(lambda: captures.signed_uid in orthanc.instance_uids())
+    finally:
+        gateway.stop()
+    instance = next(iter(orthanc.get("/instances")))  # type: ignore[call-overload]
+    with urllib.request.urlopen(f"http://127.0.0.1:{orthanc.http_port}/instances/{instance}/file", timeout=5) as got:
+        (tmp_path / "archived.dcm").write_bytes(got.read())
+    result = verify_file(tmp_path / "archived.dcm", TrustStore.from_files(captures.ca))
+    assert result.status == "valid" and [s.role for s in result.signatures] == ["technologist", "device"]
+    assert [s.purpose for s in result.signatures] == ["source", "approval"]
+    assert not result.unsigned_elements  # the gateway's signature covers the block it added
+    archived = pydicom.dcmread(tmp_path / "archived.dcm")
+    block = archived.private_block(0x0069, "RADPROOF GATEWAY")
+    assert block[0x01].value == "authentic" and block[0x05].value == "RADPROOF"
+    dcmsign = subprocess.run(
+        ["dcmsign", "--verify", "+cf", str(captures.ca), str(tmp_path / "archived.dcm")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert dcmsign.returncode == 0, dcmsign.stdout + dcmsign.stderr
+    assert (dcmsign.stdout + dcmsign.stderr).count("Signature Verification : OK") == 2
+    checker = Checker(trust=captures.ca, policy=Policy(use_watermark=False, use_detector=False))
+    assert checker.check_file(tmp_path / "archived.dcm").verdict == "authentic"

@@ -45,8 +45,9 @@ from radproof.audit.atna import (
 )
 from radproof.check import Verdict
 from radproof.config import GatewayAction, GatewaySettings, Settings
-from radproof.errors import InputError, RadproofError
+from radproof.errors import ConfigError, InputError, RadproofError
 from radproof.fileio import atomic_write_bytes
+from radproof.gateway.countersign import countersign
 from radproof.gateway.decision import (
     CANNOT_UNDERSTAND,
     OUT_OF_RESOURCES,
@@ -60,6 +61,7 @@ from radproof.gateway.journal import Entry, Journal, State
 from radproof.gateway.spool import Spool, SpoolFull
 from radproof.gateway.tls import server_context
 from radproof.pipeline import Checker
+from radproof.provenance.identity import Identity
 
 log = logging.getLogger("radproof.gateway")
 
@@ -76,6 +78,7 @@ class Gateway:
         self.journal = Journal(self.config.journal_path())
         self.checker = checker if checker is not None else Checker.from_settings(settings, passphrase=passphrase)
         self.audit: Auditor = auditor_from_settings(settings, default_log=default_audit_log(self.config))
+        self._identity = _gateway_identity(self.config)
         self._upstream = Upstream(self.config)
         self._backoff = Backoff(self.config.retry_seconds, self.config.retry_max_seconds)
         self._forwarder: ForwarderThread | None = None
@@ -209,6 +212,10 @@ class Gateway:
                 log.warning("ALERT %s", line)
             else:
                 log.info("%s", line)
+            if self._identity is not None and verdict is not None:
+                signed = countersign(path.read_bytes(), self._identity, verdict, ae_title=self.config.ae_title,
+                                     profile=self.settings.check.profile)  # fmt: skip
+                atomic_write_bytes(path, signed, mode=0o600)
             self.journal.move(key, State.QUEUED, decision.reason, verdict=kind, action=decision.action,
                               reason=decision.reason)  # fmt: skip
             return
@@ -364,6 +371,28 @@ class Gateway:
                 detail=what,
             )
         )
+
+
+def _gateway_identity(config: GatewaySettings) -> Identity | None:
+    """The device identity that signs forwarded instances, or None when none is configured."""
+    if config.identity is None:
+        return None
+    import os
+
+    from radproof.provenance.identity import load_identity
+
+    if config.identity_passphrase_file is not None:
+        try:
+            secret = config.identity_passphrase_file.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigError(f"cannot read [gateway] identity_passphrase_file: {exc.strerror}") from None
+    elif os.environ.get("RADPROOF_GATEWAY_PASSPHRASE"):
+        secret = os.environ["RADPROOF_GATEWAY_PASSPHRASE"]
+    else:
+        raise ConfigError(
+            "[gateway] identity needs its passphrase: identity_passphrase_file or $RADPROOF_GATEWAY_PASSPHRASE"
+        )
+    return load_identity(config.identity, secret.encode("utf-8"))
 
 
 def default_audit_log(config: GatewaySettings) -> Path:
