@@ -273,6 +273,7 @@ class GatewaySettings(_Section):
     journal: Path | None = Field(default=None, description="the state journal (SQLite); default: in the spool")
     spool_limit_bytes: int = Field(default=20 * 1024**3, gt=0, description="past it, senders are told to wait")
     max_associations: int = Field(default=8, gt=0)
+    forward_associations: int = Field(default=2, gt=0, le=16, description="associations forwarding side by side")
     max_pdu_bytes: int = Field(default=262_144, ge=0, description="largest PDU received (0: unlimited)")
     timeout_seconds: float = Field(default=30.0, gt=0, description="network, association and DIMSE timeouts")
     retry_seconds: float = Field(default=5.0, gt=0, description="first wait before forwarding again; doubles")

@@ -221,6 +221,24 @@ class Journal:
             ).fetchone()
         return _entry(row) if row is not None else None
 
+    def claim_next(self, now: float, detail: str) -> Entry | None:
+        """Take the oldest due queued instance for sending: it is ``forwarding`` when this returns, so
+        that two forwarder threads never send the same instance."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT * FROM instances WHERE state = ? AND next_attempt_at <= ? ORDER BY received_at LIMIT 1",
+                (str(State.QUEUED), now),
+            ).fetchone()
+            if row is None:
+                return None
+            key = (row["sop_instance_uid"], row["sha256"])
+            db.execute(
+                "UPDATE instances SET state = ?, updated_at = ? WHERE sop_instance_uid = ? AND sha256 = ?",
+                (str(State.FORWARDING), now, *key),
+            )
+            self._transition(db, key, State.FORWARDING, detail, now)
+        return _entry({**dict(row), "state": State.FORWARDING})
+
     def counts(self) -> dict[str, int]:
         with self._lock:
             rows = self._db.execute("SELECT state, COUNT(*) FROM instances GROUP BY state").fetchall()
@@ -245,7 +263,7 @@ class Journal:
         return [(float(r[0]), str(r[1]), r[2]) for r in rows]
 
 
-def _entry(row: sqlite3.Row) -> Entry:
+def _entry(row: sqlite3.Row | dict[str, object]) -> Entry:
     values = dict(row)
     values["state"] = State(values["state"])
     return Entry(**values)

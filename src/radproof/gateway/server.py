@@ -16,6 +16,7 @@ before the disk fills.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -81,7 +82,7 @@ class Gateway:
         self._identity = _gateway_identity(self.config)
         self._upstream = Upstream(self.config)
         self._backoff = Backoff(self.config.retry_seconds, self.config.retry_max_seconds)
-        self._forwarder: ForwarderThread | None = None
+        self._forwarders: list[tuple[ForwarderThread, Upstream]] = []
         self._server: Any = None
         self._ae: AE | None = None
         self._lock = threading.Lock()
@@ -91,8 +92,11 @@ class Gateway:
     def start(self) -> tuple[str, int]:
         """Recover unfinished work, start forwarding and listening; return the address listened on."""
         self.recover()
-        self._forwarder = ForwarderThread(self.forward_one)
-        self._forwarder.start()
+        for _ in range(self.config.forward_associations):
+            upstream = Upstream(self.config)
+            thread = ForwarderThread(functools.partial(self.forward_one, upstream))
+            thread.start()
+            self._forwarders.append((thread, upstream))
         c = self.config
         ae = AE(ae_title=c.ae_title)
         ae.maximum_associations = c.max_associations
@@ -120,10 +124,12 @@ class Gateway:
         if self._ae is not None:
             self._ae.shutdown()
             self._ae = None
-        if self._forwarder is not None:
-            self._forwarder.stop()
-            self._forwarder.join(timeout=self.config.timeout_seconds)
-            self._forwarder = None
+        for thread, _ in self._forwarders:
+            thread.stop()
+        for thread, upstream in self._forwarders:
+            thread.join(timeout=self.config.timeout_seconds)
+            upstream.close()
+        self._forwarders = []
         self._upstream.close()
         self.journal.close()
         self._activity(APPLICATION_STOP)
@@ -244,13 +250,13 @@ class Gateway:
 
     # -- forwarding -----------------------------------------------------------------------------
 
-    def forward_one(self) -> bool:
-        """Forward the oldest due instance; True when there was one (the forwarder thread's step)."""
-        entry = self.journal.next_due(time.time())
+    def forward_one(self, upstream: Upstream | None = None) -> bool:
+        """Forward the oldest due instance through ``upstream`` (one per forwarder thread); True when
+        there was one."""
+        entry = self.journal.claim_next(time.time(), f"to {self._upstream_name()}")
         if entry is None:
             return False
-        self.journal.move(entry.key, State.FORWARDING, f"to {self._upstream_name()}")
-        sent = self._upstream.send(Path(entry.path))
+        sent = (upstream or self._upstream).send(Path(entry.path))
         if sent.outcome is Outcome.STORED:
             self.journal.move(entry.key, State.FORWARDED, sent.detail)
             self.spool.remove(Path(entry.path))
