@@ -16,7 +16,7 @@ from pathlib import Path
 from radproof.errors import InputError
 from radproof.fileio import atomic_write_bytes, fsync_folder
 
-_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+_UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")  # PS3.5 9.1: no leading zeros
 
 
 class SpoolFull(Exception):
