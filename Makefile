@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := dcmtk softhsm2 opensc openssl chromium orthanc orthanc-dicomweb
+APT_PACKAGES := dcmtk softhsm2 opensc openssl chromium orthanc orthanc-dicomweb orthanc-python
 
 .PHONY: demo test setup system-deps lint typecheck unit bench clean
 

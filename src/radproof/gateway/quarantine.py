@@ -94,15 +94,20 @@ class Quarantine:
         """
         held = self.get(uid_prefix)
         who = _who(by, why)
+        # Released before it is sent: an archive that applies this policy itself (the Orthanc plugin)
+        # lets a released instance through once.
+        self.journal.move(held.entry.key, State.RELEASED, f"released by {who}")
         upstream = Upstream(self.settings)
         try:
             sent = upstream.send(held.path)
         finally:
             upstream.close()
         if sent.outcome is not Outcome.STORED:
+            self.journal.move(held.entry.key, held.entry.state, f"release failed: {sent.detail}")
             raise InputError(f"not released: {sent.detail}")
-        self.journal.move(held.entry.key, State.RELEASED, f"released by {who}")
-        self.journal.move(held.entry.key, State.FORWARDED, f"{sent.detail} (import after review)")
+        now = self.journal.get(held.entry.key)
+        if now is None or now.state is not State.FORWARDED:  # the plugin may have recorded it already
+            self.journal.move(held.entry.key, State.FORWARDED, f"{sent.detail} (import after review)")
         _append_review(held.path, "released", who)
         self._record(EventID.IMPORT, held, who, "released from the quarantine into the archive")
         held.path.unlink(missing_ok=True)  # the archive has it now; the report stays

@@ -45,14 +45,7 @@ class Spool:
         return self._used
 
     def path_for(self, sop_instance_uid: str, sha256: str) -> Path:
-        """``UID.<first 16 hex digits of the content hash>.dcm``: two different files sent under one
-        UID never overwrite each other."""
-        uid = sop_instance_uid.strip().rstrip("\0")
-        if not _UID.match(uid) or len(uid) > 64:
-            raise InputError(f"{uid[:70]!r} is not a valid UID")
-        if not re.fullmatch(r"[0-9a-f]{64}", sha256):
-            raise ValueError("not a SHA-256 hex digest")
-        return self.folder / f"{uid}.{sha256[:16]}.dcm"
+        return self.folder / file_name(sop_instance_uid, sha256)
 
     def store(self, sop_instance_uid: str, sha256: str, data: bytes) -> Path:
         """Write ``data`` durably as the instance's file and return its path.
@@ -98,3 +91,14 @@ class Spool:
         fsync_folder(path.parent)
         self._used = max(0, self._used - size)
         return target
+
+
+def file_name(sop_instance_uid: str, sha256: str) -> str:
+    """``UID.<first 16 hex digits of the content hash>.dcm``: two different files sent under one UID
+    never overwrite each other, and nothing but a checked UID reaches the file system."""
+    uid = sop_instance_uid.strip().rstrip("\0")
+    if not _UID.match(uid) or len(uid) > 64:
+        raise InputError(f"{uid[:70]!r} is not a valid UID")
+    if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        raise ValueError("not a SHA-256 hex digest")
+    return f"{uid}.{sha256[:16]}.dcm"
