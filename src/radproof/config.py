@@ -273,6 +273,9 @@ class GatewaySettings(_Section):
     journal: Path | None = Field(default=None, description="the state journal (SQLite); default: in the spool")
     spool_limit_bytes: int = Field(default=20 * 1024**3, gt=0, description="past it, senders are told to wait")
     max_associations: int = Field(default=8, gt=0)
+    stow_port: int | None = Field(
+        default=None, gt=0, lt=65536, description="also serve STOW-RS (POST /studies) on this port, same host"
+    )
     forward_associations: int = Field(default=2, gt=0, le=16, description="associations forwarding side by side")
     max_pdu_bytes: int = Field(default=262_144, ge=0, description="largest PDU received (0: unlimited)")
     timeout_seconds: float = Field(default=30.0, gt=0, description="network, association and DIMSE timeouts")

@@ -5,12 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from radproof.cli._check_options import ConfigOpt, PassOpt
 from radproof.cli._common import Exit, console, print_json_line, shown
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from radproof.gateway.server import Gateway
 
 gateway_app = typer.Typer(
     help="The gateway in front of a PACS: verify every image on its way in (docs/gateway.md).",
@@ -56,10 +61,30 @@ def run_command(
         signal.signal(sig, lambda *_: stop.set())
     host, port = gateway.start()
     console.print(f"radproof gateway {settings.gateway.ae_title} on {host}:{port}", highlight=False)
+    web = _serve_stow(gateway) if settings.gateway.stow_port else None
     try:
         stop.wait()
     finally:
+        if web is not None:
+            web.should_exit = True
         gateway.stop()
+
+
+def _serve_stow(gateway: Gateway) -> uvicorn.Server:
+    """STOW-RS on [gateway] stow_port, in a thread beside the DICOM listener."""
+    import threading
+
+    import uvicorn
+
+    from radproof.gateway.stow import create_app
+
+    config = gateway.config
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(gateway), host=config.host, port=config.stow_port or 0, log_level="warning")
+    )
+    threading.Thread(target=server.run, name="radproof-stow", daemon=True).start()
+    console.print(f"STOW-RS on http://{config.host}:{config.stow_port}/studies", highlight=False)
+    return server
 
 
 @gateway_app.command("status")
