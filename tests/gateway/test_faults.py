@@ -84,3 +84,35 @@ def test_a_data_set_it_cannot_track_is_refused_with_a_status(
     assert not list(small_spool.spool.folder.iterdir()) or all(
         p.suffix != ".dcm" for p in small_spool.spool.folder.iterdir()
     )
+
+
+def test_a_full_disk_turns_senders_away_without_losing_what_it_acknowledged(
+    tmp_path: Path, orthanc: Orthanc, captures: Captures
+) -> None:
+    import subprocess
+
+    disk = tmp_path / "small-disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.decode().strip()[:80]})")
+    try:
+        places = {"spool": str(disk / "spool"), "quarantine": str(disk / "quarantine")}
+        settings = settings_for(tmp_path, orthanc, captures, journal=str(tmp_path / "journal.sqlite"), **places)
+        gateway = Gateway(settings.with_overrides(gateway={"upstream": {"port": 9}}))  # the archive is down
+        gateway.start()
+        try:
+            filler = disk / "filler"
+            room = 16 * 1024 * 1024 + 3 * captures.signed.stat().st_size // 2  # the headroom, and one image
+            filler.write_bytes(b"\0" * (20 * 1024 * 1024 - room - 64 * 1024))
+            first = storescu(gateway.config.port, captures.signed)
+            second = storescu(gateway.config.port, captures.unsigned)
+            assert first.returncode == 0, first.stderr
+            assert second.returncode != 0  # turned away (out of resources): the sender keeps it
+            counts = gateway.journal.counts()
+            assert sum(counts.values()) == 1 and counts.get("queued", 0) + counts.get("forwarding", 0) == 1
+            assert len(list((disk / "spool").glob("*.dcm"))) == 1  # the acknowledged one is safe
+        finally:
+            gateway.stop()
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
