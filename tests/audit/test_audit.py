@@ -120,6 +120,18 @@ def _resign(log: AuditLog, identity: Identity, head: str) -> tuple[str, str]:
     return base64.b64encode(signature).decode(), base64.b64encode(cert).decode()
 
 
+def test_verifying_the_configured_log_is_itself_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("RADPROOF_AUDIT__LOG", str(tmp_path / "audit.jsonl"))
+    _log(tmp_path / "audit.jsonl", None, n=3)
+    assert main(["audit", "verify", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["records"] == 3
+    last = _lines(tmp_path / "audit.jsonl")[-1]
+    assert last["event"] == "110101" and "intact" in str(last["detail"])
+    assert verify_log(tmp_path / "audit.jsonl").records == 4
+
+
 def test_records_after_the_last_seal_are_counted(pki: tuple[Path, Identity, Identity], tmp_path: Path) -> None:
     _, gw, _ = pki
     path = tmp_path / "log.jsonl"

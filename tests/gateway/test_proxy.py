@@ -257,14 +257,14 @@ def test_every_decision_is_audited_locally_and_to_the_collector(
         assert events.count("110104") == 1 and events.count("110113") == 1
         check = verify_log(tmp_path / "audit.jsonl", trusted=[load_certificate(captures.ca)])
         assert check.intact and check.seals == 1 and check.signers == {"Gateway 1"}
-        assert wait_for(lambda: len(collector.messages) == 4)
+        assert wait_for(lambda: len(collector.messages) == 5)
         schema = etree.RelaxNG(etree.parse(str(Path(__file__).parents[1] / "audit" / "dicom_audit_message.rng")))
         codes = []
         for message in collector.messages:
             document = etree.fromstring(message.split(b"\xef\xbb\xbf", 1)[1])
             assert schema.validate(document), schema.error_log
             codes.append(document.find("EventIdentification/EventID").get("csd-code"))
-        assert sorted(codes) == ["110100", "110100", "110104", "110113"]
+        assert sorted(codes) == ["110100", "110100", "110102", "110104", "110113"]
         alert = next(m for m in collector.messages if b'csd-code="110113"' in m)
         assert b"unverified" in alert and b"PHANTOM^SIMULATED" not in alert  # the reason, never the patient name
     finally:

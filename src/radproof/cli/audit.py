@@ -50,6 +50,8 @@ def verify_command(
         "signers": sorted(check.signers),
         "problem": check.problem,
     }
+    if check.intact and log is None:
+        _record_use(settings, path, check.records)
     if json_out:
         print_json_line(record)
     elif check.intact:
@@ -58,3 +60,25 @@ def verify_command(
     else:
         err_console.print(f"[bold red]{shown(path)}: BROKEN[/] {shown(check.problem)}")
     raise typer.Exit(int(Exit.OK if check.intact else Exit.FAILED))
+
+
+def _record_use(settings: object, path: Path, records: int) -> None:
+    """Audit Log Used (110101): reading the configured log is itself an audited event."""
+    import getpass
+
+    from radproof.audit import auditor_from_settings
+    from radproof.audit.atna import AuditMessage, EventID, Outcome, Participant
+    from radproof.errors import RadproofError
+
+    try:
+        auditor = auditor_from_settings(settings, default_log=path)
+    except RadproofError as exc:
+        err_console.print(f"note: this use of the audit log is not recorded ({shown(exc)})")
+        return
+    try:
+        auditor.emit(
+            AuditMessage(EventID.AUDIT_LOG_USED, "R", Outcome.SUCCESS, (Participant(getpass.getuser(), True),),
+                         "radproof", detail=f"verified {records} records of {path.name}: intact")
+        )  # fmt: skip
+    finally:
+        auditor.close()

@@ -256,6 +256,7 @@ class Gateway:
         entry = self.journal.claim_next(time.time(), f"to {self._upstream_name()}")
         if entry is None:
             return False
+        self._begin(entry)
         sent = (upstream or self._upstream).send(Path(entry.path))
         if sent.outcome is Outcome.STORED:
             self.journal.move(entry.key, State.FORWARDED, sent.detail)
@@ -356,6 +357,20 @@ class Gateway:
                 studies=(entry.study_uid,) if entry.study_uid else (),
                 instances=((entry.sop_class_uid, entry.sop_instance_uid),),
                 detail=f"verdict {entry.verdict}",
+            )
+        )
+
+    def _begin(self, entry: Entry) -> None:
+        u = self.config.upstream
+        self.audit.emit(
+            AuditMessage(
+                EventID.BEGIN_TRANSFERRING,
+                "E",
+                AuditOutcome.SUCCESS,
+                (self._me(requestor=True, role=SOURCE_ROLE), Participant(u.ae_title, False, DESTINATION_ROLE, u.host)),
+                self.config.ae_title,
+                studies=(entry.study_uid,) if entry.study_uid else (),
+                instances=((entry.sop_class_uid, entry.sop_instance_uid),),
             )
         )
 
