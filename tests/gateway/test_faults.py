@@ -116,3 +116,26 @@ def test_a_full_disk_turns_senders_away_without_losing_what_it_acknowledged(
             gateway.stop()
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_a_resend_while_the_first_copy_is_being_checked_is_answered_from_it(
+    small_spool: Gateway, captures: Captures
+) -> None:
+    """A sender that timed out sends again: both answers agree, and the instance is filed once."""
+    data = captures.tampered.read_bytes()
+    answers: list[int] = []
+
+    def send() -> None:
+        ds = pydicom.dcmread(captures.tampered)
+        answers.append(int(small_spool.receive(ds, data, "MODALITY1").Status))
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    uid = str(pydicom.dcmread(captures.tampered, stop_before_pixels=True).SOPInstanceUID)
+    (entry,) = small_spool.journal.find(uid)
+    assert str(entry.state) == "rejected" and answers == [0xC000] * 4  # tampered: refused, each time
+    received = [t for t in small_spool.journal.transitions(entry.key) if t[1] == "received"]
+    assert len(received) == 1

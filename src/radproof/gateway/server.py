@@ -86,6 +86,7 @@ class Gateway:
         self._server: Any = None
         self._ae: AE | None = None
         self._lock = threading.Lock()
+        self._in_flight: set[tuple[str, str]] = set()
 
     # -- running --------------------------------------------------------------------------------
 
@@ -159,15 +160,13 @@ class Gateway:
         uid = str(ds.SOPInstanceUID).strip()
         sha = hashlib.sha256(data).hexdigest()
         key = (uid, sha)
+        if self._wait_for(key):
+            return self._answer_resend(key, calling_ae)
         with self._lock:  # one arrival of given bytes at a time: a resend must not race the first copy
             earlier = self.journal.find(uid)
             same = next((e for e in earlier if e.sha256 == sha and e.state is not State.DELETED), None)
-            if same is not None and same.state is not State.RECEIVED:
-                # These very bytes are already safe here (waiting, sent, or held): a resend changes nothing.
-                log.info("%s from %s again: already %s here, byte for byte", uid, calling_ae, same.state)
-                if same.state is State.REJECTED:
-                    return status_dataset(REFUSED, f"radproof: refused ({same.reason})")
-                return status_dataset(0x0000)
+            if same is not None and (same.state is not State.RECEIVED or key in self._in_flight):
+                return self._answer_resend(key, calling_ae)
             try:
                 path = self.spool.store(uid, sha, data)
             except InputError as exc:
@@ -178,6 +177,7 @@ class Gateway:
             except OSError as exc:
                 log.error("ALERT cannot spool %s from %s: %s", uid, calling_ae, exc.strerror)
                 return status_dataset(OUT_OF_RESOURCES, "radproof: the gateway cannot write its spool")
+            self._in_flight.add(key)
             self.journal.received(
                 sop_instance_uid=uid,
                 sha256=sha,
@@ -188,14 +188,42 @@ class Gateway:
                 path=path,
                 size=len(data),
             )
-        verdict, error = self._check(data, uid)
-        decision = decide(ds, verdict, self.config, error=error)
-        if any(e.sha256 != sha and e.state is State.FORWARDED for e in earlier) and decision.accepted:
-            # The archive already holds other bytes under this UID: never overwrite it silently.
-            decision = Decision(GatewayAction.QUARANTINE, f"{decision.reason}; the archive holds other bytes as {uid}")
-        self._file(key, path, decision, verdict, calling_ae, ds)
+        try:
+            verdict, error = self._check(data, uid)
+            decision = decide(ds, verdict, self.config, error=error)
+            if any(e.sha256 != sha and e.state is State.FORWARDED for e in earlier) and decision.accepted:
+                # The archive already holds other bytes under this UID: never overwrite it silently.
+                reason = f"{decision.reason}; the archive holds other bytes as {uid}"
+                decision = Decision(GatewayAction.QUARANTINE, reason)
+            self._file(key, path, decision, verdict, calling_ae, ds)
+        finally:
+            with self._lock:
+                self._in_flight.discard(key)
         if not decision.accepted:
             return status_dataset(REFUSED, f"radproof: refused ({decision.reason})")
+        return status_dataset(0x0000)
+
+    def _wait_for(self, key: tuple[str, str]) -> bool:
+        """True when these bytes were already being filed by another association; waits until they are."""
+        deadline = time.monotonic() + self.config.timeout_seconds
+        waited = False
+        while True:
+            with self._lock:
+                busy = key in self._in_flight
+            if not busy or time.monotonic() > deadline:
+                return waited
+            waited = True
+            time.sleep(0.05)
+
+    def _answer_resend(self, key: tuple[str, str], calling_ae: str) -> Any:
+        """A resend of bytes already here: answered from what became of the first copy."""
+        entry = self.journal.get(key)
+        state = entry.state if entry is not None else None
+        log.info("%s from %s again: already %s here, byte for byte", key[0], calling_ae, state)
+        if entry is None or state is State.RECEIVED:
+            return status_dataset(OUT_OF_RESOURCES, "radproof: the first copy is still being checked; try later")
+        if state is State.REJECTED:
+            return status_dataset(REFUSED, f"radproof: refused ({entry.reason})")
         return status_dataset(0x0000)
 
     def _check(self, data: bytes, uid: str) -> tuple[Verdict | None, str | None]:
