@@ -304,7 +304,7 @@ class GatewaySettings(_Section):
 class AuditSettings(_Section):
     """``[audit]``: the audit trail (docs/gateway.md, "Audit trail")."""
 
-    log: Path | None = Field(default=None, description="the hash-chained log; default: audit.jsonl beside the spool")
+    log: Path | None = Field(default=None, description="the hash-chained log; default: audit.jsonl beside the journal")
     syslog: str | None = Field(default=None, description="ATNA collector, tcp://HOST:PORT or tls://HOST:PORT")
     syslog_ca: Path | None = Field(default=None, description="CA file the TLS collector's certificate chains to")
     identity: Path | None = Field(default=None, description="identity folder whose key seals the log")

@@ -252,10 +252,10 @@ def test_every_decision_is_audited_locally_and_to_the_collector(
             assert wait_for(lambda: gateway.journal.counts().get("forwarded") == 1)
         finally:
             gateway.stop()
-        events = [r["event"] for r in map(json.loads, (tmp_path / "audit.jsonl").read_text().splitlines())]
+        events = [r["event"] for r in map(json.loads, (tmp_path / "spool" / "audit.jsonl").read_text().splitlines())]
         assert events[0] == "110100" and events[-2] == "110100" and events[-1] == "seal"
         assert events.count("110104") == 1 and events.count("110113") == 1
-        check = verify_log(tmp_path / "audit.jsonl", trusted=[load_certificate(captures.ca)])
+        check = verify_log(tmp_path / "spool" / "audit.jsonl", trusted=[load_certificate(captures.ca)])
         assert check.intact and check.seals == 1 and check.signers == {"Gateway 1"}
         assert wait_for(lambda: len(collector.messages) == 5)
         schema = etree.RelaxNG(etree.parse(str(Path(__file__).parents[1] / "audit" / "dicom_audit_message.rng")))

@@ -445,5 +445,5 @@ def _gateway_identity(config: GatewaySettings) -> Identity | None:
 
 
 def default_audit_log(config: GatewaySettings) -> Path:
-    """``audit.jsonl`` beside the spool folder, unless ``[audit] log`` says otherwise."""
-    return Path(config.spool).parent / "audit.jsonl"
+    """``audit.jsonl`` beside the journal, unless ``[audit] log`` says otherwise."""
+    return config.journal_path().parent / "audit.jsonl"
