@@ -3,8 +3,9 @@
 Both in this run on this machine, with the same images and the same senders:
 - ``--images`` signed DX phantoms (12-bit in 16-bit words; sizes cycle 1024^2 .. 2236^2, 2-10 MB);
 - ``--senders`` concurrent ``/usr/bin/storescu`` processes, each with its share of the files;
-- direct: until Orthanc answered every C-STORE; through the gateway: until Orthanc holds every
-  instance (the gateway answers the sender after spooling and checking; forwarding follows);
+- direct: until Orthanc answered every C-STORE; through the gateway: until every instance is filed,
+  in Orthanc or held by the policy (the gateway answers after spooling and checking; forwarding
+  follows); how many reached Orthanc and the journal's states are printed;
 - ``--policy signature`` (signature verified, no watermark or detector) or ``full`` (every layer).
 
 Printed: wall seconds, images/s and MB/s each way, the ratio gateway / direct, and the gateway's
@@ -25,6 +26,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 STORESCU = "/usr/bin/storescu"
 SIZES = [(1024, 1024), (1536, 1536), (2048, 2048), (2236, 2236)]
@@ -124,6 +126,17 @@ def _send(port: int, called: str, files: list[Path], senders: int) -> float:
     return time.perf_counter() - start
 
 
+def _status(config: Path) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-m", "radproof", "gateway", "status", "--config", str(config), "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=1000)
@@ -165,9 +178,12 @@ def main(argv: list[str]) -> int:
                     time.sleep(0.1)
                 start = time.perf_counter()
                 acknowledged = _send(port, "RADPROOF", files, args.senders)
-                while orthanc.count() < len(files) and time.perf_counter() - start < 3600:
+                # Done when nothing waits to be forwarded (what the policy holds never reaches Orthanc).
+                while _status(root / "gw.toml")["waiting"] and time.perf_counter() - start < 3600:
                     time.sleep(0.2)
                 through = time.perf_counter() - start
+                states = _status(root / "gw.toml")["states"]
+                archived = orthanc.count()
             finally:
                 gateway.terminate()
                 gateway.wait(timeout=60)
@@ -175,9 +191,10 @@ def main(argv: list[str]) -> int:
             orthanc.stop()
     n = len(files)
     print(f"{n} images, {megabytes:.0f} MB, {args.senders} senders, policy {args.policy}")
+    print(f"gateway outcome: {archived} in Orthanc; journal states {states}")
     print(f"direct to Orthanc          {direct:7.2f} s  {n / direct:6.1f} images/s  {megabytes / direct:6.1f} MB/s")
     print(f"gateway, all acknowledged  {acknowledged:7.2f} s  {n / acknowledged:6.1f} images/s")
-    print(f"gateway, all in Orthanc    {through:7.2f} s  {n / through:6.1f} images/s  {megabytes / through:6.1f} MB/s")
+    print(f"gateway, all filed         {through:7.2f} s  {n / through:6.1f} images/s  {megabytes / through:6.1f} MB/s")
     print(f"ratio gateway / direct     {direct / through:7.2f} (throughput)   {through / n * 1000:.0f} ms per image")
     return 0
 
