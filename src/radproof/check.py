@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from radproof.detect.fusion import DetectorVerdict
     from radproof.detect.hints import HintSeverity
+    from radproof.imaging.boxes import PixelBox
     from radproof.imaging.radiograph import Radiograph
     from radproof.provenance.codes import Role
     from radproof.provenance.verifier import SignatureStatus
@@ -157,23 +158,6 @@ class SignatureEvidence(Protocol):
     @property
     def unsignable_elements(self) -> Sequence[int]: ...
     def to_dict(self) -> Mapping[str, object]: ...
-
-
-@runtime_checkable
-class PixelBox(Protocol):
-    """A box of pixels in a frame (:class:`radproof.watermark.TamperedBlock`; drawn by
-    :func:`radproof.imaging.overlays.tamper_overlay`)."""
-
-    @property
-    def frame(self) -> int: ...
-    @property
-    def y(self) -> int: ...
-    @property
-    def x(self) -> int: ...
-    @property
-    def height(self) -> int: ...
-    @property
-    def width(self) -> int: ...
 
 
 @runtime_checkable

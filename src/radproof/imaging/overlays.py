@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
+
+from radproof.imaging.boxes import PixelBox
 
 Gray = npt.NDArray[np.uint8]
 Rgb = npt.NDArray[np.uint8]
@@ -26,26 +28,11 @@ TAMPER_TINT = 0.55
 HEAT_ALPHA = 0.6
 
 
-class Box(Protocol):
-    """A box of pixels in one frame of the full-size image (:class:`radproof.watermark.TamperedBlock`)."""
-
-    @property
-    def frame(self) -> int: ...
-    @property
-    def y(self) -> int: ...
-    @property
-    def x(self) -> int: ...
-    @property
-    def height(self) -> int: ...
-    @property
-    def width(self) -> int: ...
-
-
 def tamper_overlay(
     gray: Gray,
-    tampered: Iterable[Box],
+    tampered: Iterable[PixelBox],
     *,
-    untagged: Iterable[Box] = (),
+    untagged: Iterable[PixelBox] = (),
     image_shape: tuple[int, int] | None = None,
     frame: int = 0,
 ) -> Rgb:
@@ -59,7 +46,7 @@ def tamper_overlay(
     sy, sx = rows / max(full_rows, 1), cols / max(full_cols, 1)
     rgb = np.repeat(gray[..., None], 3, axis=2).astype(np.float32)
 
-    def place(b: Box) -> tuple[slice, slice] | None:
+    def place(b: PixelBox) -> tuple[slice, slice] | None:
         if b.frame != frame:
             return None
         y0, x0 = max(0, int(b.y * sy)), max(0, int(b.x * sx))
@@ -121,4 +108,4 @@ def png(array: npt.NDArray[np.uint8]) -> bytes:
     return buf.getvalue()
 
 
-__all__ = ["Box", "fit_map", "heat_overlay", "png", "tamper_overlay"]
+__all__ = ["fit_map", "heat_overlay", "png", "tamper_overlay"]
