@@ -11,7 +11,6 @@ released from the quarantine is let through once.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from radproof.errors import RadproofError
 from radproof.fileio import atomic_write_bytes
 from radproof.gateway.decision import CANNOT_UNDERSTAND, REFUSED, decide, missing_identity
 from radproof.gateway.journal import Journal, State
+from radproof.gateway.quarantine import write_report
 from radproof.gateway.spool import file_name
 from radproof.pipeline import Checker
 
@@ -73,27 +73,11 @@ class InlineFilter:
         folder = self.quarantine / ("rejected" if decision.action is GatewayAction.REJECT else "")
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = atomic_write_bytes(folder / name, data, mode=0o600)
-        report = {
-            "sop_instance_uid": uid,
-            "sha256": sha,
-            "calling_ae": calling_ae,
-            "received_at": time.time(),
-            "action": str(decision.action),
-            "reason": decision.reason,
-            "check": verdict.to_dict() if verdict is not None else None,
-            "refused_by_archive": True,
-        }
-        atomic_write_bytes(path.with_suffix(".json"), json.dumps(report, indent=1, default=str).encode(), mode=0o600)
-        self.journal.received(
-            sop_instance_uid=uid,
-            sha256=sha,
-            sop_class_uid=str(ds.SOPClassUID),
-            study_uid=str(ds.get("StudyInstanceUID", "")),
-            series_uid=str(ds.get("SeriesInstanceUID", "")),
-            calling_ae=calling_ae,
-            path=path,
-            size=len(data),
-        )
+        write_report(path, uid=uid, sha256=sha, calling_ae=calling_ae, received_at=time.time(),
+                     action=str(decision.action), reason=decision.reason,
+                     check=dict(verdict.to_dict()) if verdict is not None else None,
+                     refused_by_archive=True)  # fmt: skip
+        self.journal.received_instance(ds, sha256=sha, calling_ae=calling_ae, path=path, size=len(data))
         state = State.REJECTED if decision.action is GatewayAction.REJECT else State.QUARANTINED
         kind = str(verdict.verdict) if verdict is not None else "error"
         self.journal.move(

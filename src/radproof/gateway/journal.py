@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from pydicom.dataset import Dataset
+
 
 class State(StrEnum):
     RECEIVED = "received"
@@ -145,6 +147,19 @@ class Journal:
                  State.RECEIVED, now, now),
             )  # fmt: skip
             self._transition(db, (sop_instance_uid, sha256), State.RECEIVED, f"from {calling_ae}", now)
+
+    def received_instance(self, ds: Dataset, *, sha256: str, calling_ae: str, path: Path, size: int) -> None:
+        """:meth:`received`, with the UIDs taken from the instance's data set."""
+        self.received(
+            sop_instance_uid=str(ds.SOPInstanceUID).strip(),
+            sha256=sha256,
+            sop_class_uid=str(ds.SOPClassUID),
+            study_uid=str(ds.get("StudyInstanceUID", "")),
+            series_uid=str(ds.get("SeriesInstanceUID", "")),
+            calling_ae=calling_ae,
+            path=path,
+            size=size,
+        )
 
     def move(
         self,

@@ -124,6 +124,27 @@ class Quarantine:
         return held.path
 
 
+def write_report(
+    held: Path,
+    *,
+    uid: str,
+    sha256: str,
+    calling_ae: str,
+    action: str,
+    reason: str,
+    check: dict[str, Any] | None,
+    received_at: float | None = None,
+    **extra: Any,
+) -> Path:
+    """Write the check report that travels beside a held instance (``UID.<hash>.json``)."""
+    report: dict[str, Any] = {"sop_instance_uid": uid, "sha256": sha256, "calling_ae": calling_ae}
+    if received_at is not None:
+        report["received_at"] = received_at
+    report |= {"action": action, "reason": reason, "check": check, **extra}
+    data = json.dumps(report, indent=1, default=str).encode("utf-8")
+    return atomic_write_bytes(held.with_suffix(".json"), data, mode=0o600)
+
+
 def _who(by: str | None, why: str) -> str:
     if not why or not why.strip():
         raise InputError("say why (--reason): a release or deletion is part of the audit trail")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import logging
 import threading
 import time
@@ -59,6 +58,7 @@ from radproof.gateway.decision import (
 )
 from radproof.gateway.forwarder import Backoff, ForwarderThread, Outcome, Upstream, status_dataset
 from radproof.gateway.journal import Entry, Journal, State
+from radproof.gateway.quarantine import write_report
 from radproof.gateway.spool import Spool, SpoolFull
 from radproof.gateway.tls import server_context
 from radproof.pipeline import Checker
@@ -178,16 +178,7 @@ class Gateway:
                 log.error("ALERT cannot spool %s from %s: %s", uid, calling_ae, exc.strerror)
                 return status_dataset(OUT_OF_RESOURCES, "radproof: the gateway cannot write its spool")
             self._in_flight.add(key)
-            self.journal.received(
-                sop_instance_uid=uid,
-                sha256=sha,
-                sop_class_uid=str(ds.SOPClassUID),
-                study_uid=str(ds.get("StudyInstanceUID", "")),
-                series_uid=str(ds.get("SeriesInstanceUID", "")),
-                calling_ae=calling_ae,
-                path=path,
-                size=len(data),
-            )
+            self.journal.received_instance(ds, sha256=sha, calling_ae=calling_ae, path=path, size=len(data))
         try:
             verdict, error = self._check(data, uid)
             decision = decide(ds, verdict, self.config, error=error)
@@ -255,18 +246,9 @@ class Gateway:
             return
         held = self.quarantine / ("rejected" if decision.action is GatewayAction.REJECT else "")
         moved = self.spool.move_to(path, held)
-        report = {
-            "sop_instance_uid": key[0],
-            "sha256": key[1],
-            "calling_ae": calling,
-            "received_at": time.time(),
-            "action": str(decision.action),
-            "reason": decision.reason,
-            "check": verdict.to_dict() if verdict is not None else None,
-        }
-        atomic_write_bytes(
-            moved.with_suffix(".json"), json.dumps(report, indent=1, default=str).encode("utf-8"), mode=0o600
-        )
+        write_report(moved, uid=key[0], sha256=key[1], calling_ae=calling, received_at=time.time(),
+                     action=str(decision.action), reason=decision.reason,
+                     check=dict(verdict.to_dict()) if verdict is not None else None)  # fmt: skip
         log.warning("ALERT %s", line)
         state = State.REJECTED if decision.action is GatewayAction.REJECT else State.QUARANTINED
         self.journal.move(key, state, decision.reason, path=moved, verdict=kind, action=decision.action,
@@ -344,15 +326,8 @@ class Gateway:
     def _hold(self, entry: Entry, reason: str) -> None:
         path = Path(entry.path)
         moved = self.spool.move_to(path, self.quarantine) if path.is_file() else path
-        report = {
-            "sop_instance_uid": entry.sop_instance_uid,
-            "sha256": entry.sha256,
-            "calling_ae": entry.calling_ae,
-            "action": str(GatewayAction.QUARANTINE),
-            "reason": reason,
-            "check": None,
-        }
-        atomic_write_bytes(moved.with_suffix(".json"), json.dumps(report, indent=1).encode("utf-8"), mode=0o600)
+        write_report(moved, uid=entry.sop_instance_uid, sha256=entry.sha256, calling_ae=entry.calling_ae,
+                     action=str(GatewayAction.QUARANTINE), reason=reason, check=None)  # fmt: skip
         self.journal.move(entry.key, State.QUARANTINED, reason, path=moved, action=GatewayAction.QUARANTINE,
                           reason=reason)  # fmt: skip
         self._alert(entry.key, entry.calling_ae, None, f"quarantine: {reason}", entry=entry)
