@@ -39,9 +39,10 @@ class Orthanc:
     folder: Path
     process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, *, extra: dict[str, object] | None = None, env: dict[str, str] | None = None) -> None:
+        """Start Orthanc (``extra``: more configuration, plugins; ``env``: its environment)."""
         orthanc = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
-        config = {
+        config: dict[str, object] = {
             "Name": "radproof-test",
             "StorageDirectory": str(self.folder / "storage"),
             "IndexDirectory": str(self.folder / "storage"),
@@ -53,19 +54,20 @@ class Orthanc:
             "DicomAlwaysAllowFind": True,
             "DicomModalities": {"radproof": [GATEWAY_AE, "127.0.0.1", 104]},
             "Plugins": [],
+            **(extra or {}),
         }
         path = self.folder / "orthanc.json"
         path.write_text(json.dumps(config))
         log = (self.folder / "orthanc.log").open("ab")
-        self.process = subprocess.Popen([orthanc, str(path)], stdout=log, stderr=log)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        self.process = subprocess.Popen([orthanc, str(path)], stdout=log, stderr=log, env=env)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and self.process.poll() is None:
             try:
                 self.get("/system")
                 return
             except OSError:
                 time.sleep(0.2)
-        raise RuntimeError(f"Orthanc did not start; see {self.folder / 'orthanc.log'}")
+        raise RuntimeError(f"Orthanc did not start:\n{(self.folder / 'orthanc.log').read_text()[-3000:]}")
 
     def stop(self) -> None:
         if self.process is not None:
@@ -139,3 +141,16 @@ def storescu(port: int, *files: Path, calling: str = "MODALITY1") -> subprocess.
         text=True,
         timeout=120,
     )
+
+
+def gateway_config(path: Path, ca: Path, *, upstream: dict[str, object], **gateway: object) -> Path:
+    """A TOML configuration for a test gateway: signatures only (no watermark, no detector)."""
+
+    def table(values: dict[str, object]) -> str:
+        return "".join(f"{key} = {json.dumps(value)}\n" for key, value in values.items())
+
+    path.write_text(
+        f"[trust]\nca = {json.dumps(str(ca))}\n[check]\nuse_watermark = false\nuse_detector = false\n"
+        f"[gateway]\n{table(gateway)}[gateway.upstream]\n{table(upstream)}"
+    )
+    return path

@@ -30,7 +30,7 @@ from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind  # t
 from radproof.imaging.phantom import simulate
 from radproof.provenance import load_identity, sign_dataset
 
-from .conftest import PW, Captures, free_port
+from .conftest import PW, Captures, free_port, gateway_config
 
 KILLS = 20
 IMAGES = 40
@@ -168,25 +168,16 @@ def test_twenty_kills_lose_nothing_and_send_nothing_twice(
     tmp_path: Path, captures: Captures, archive: CountingArchive
 ) -> None:
     port = free_port()
-    config = tmp_path / "gateway.toml"
-    config.write_text(
-        f"""
-[trust]
-ca = "{captures.ca}"
-[check]
-use_watermark = false
-use_detector = false
-[gateway]
-port = {port}
-allowed_callers = ["MODALITY1"]
-spool = "spool"
-quarantine = "quarantine"
-retry_seconds = 0.2
-retry_max_seconds = 1.0
-[gateway.upstream]
-ae_title = "ARCHIVE"
-port = {archive.port}
-"""
+    config = gateway_config(
+        tmp_path / "gateway.toml",
+        captures.ca,
+        upstream={"ae_title": "ARCHIVE", "port": archive.port},
+        port=port,
+        allowed_callers=["MODALITY1"],
+        spool="spool",
+        quarantine="quarantine",
+        retry_seconds=0.2,
+        retry_max_seconds=1.0,
     )
     images = _images(captures, tmp_path)
     modality = Modality(port, images)

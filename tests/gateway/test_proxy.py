@@ -16,7 +16,7 @@ from radproof.gateway.journal import State
 from radproof.gateway.server import Gateway
 from radproof.provenance import TrustStore, verify_file
 
-from .conftest import Captures, Orthanc, free_port, storescu
+from .conftest import Captures, Orthanc, free_port, gateway_config, storescu
 
 
 def settings_for(tmp: Path, orthanc: Orthanc, captures: Captures, **gateway: object) -> Settings:
@@ -133,22 +133,14 @@ def test_quarantine_review_from_the_command_line(
     from radproof.cli import main
 
     orthanc.clear()
-    config = tmp_path / "gateway.toml"
-    config.write_text(
-        f"""
-[trust]
-ca = "{captures.ca}"
-[check]
-use_watermark = false
-use_detector = false
-[gateway]
-port = {free_port()}
-allowed_callers = ["MODALITY1"]
-spool = "spool"
-quarantine = "quarantine"
-[gateway.upstream]
-port = {orthanc.dicom_port}
-"""
+    config = gateway_config(
+        tmp_path / "gateway.toml",
+        captures.ca,
+        upstream={"port": orthanc.dicom_port},
+        port=free_port(),
+        allowed_callers=["MODALITY1"],
+        spool="spool",
+        quarantine="quarantine",
     )
     gateway = Gateway(load_settings(config))
     gateway.start()

@@ -61,15 +61,18 @@ def test_the_gateway_command_serves_stow_beside_dicom(tmp_path: Path, orthanc: O
     import sys
     import urllib.request
 
-    from .conftest import free_port
+    from .conftest import free_port, gateway_config
 
     orthanc.clear()
     dicom, web = free_port(), free_port()
-    config = tmp_path / "gw.toml"
-    config.write_text(
-        f'[trust]\nca = "{captures.ca}"\n[check]\nuse_watermark = false\nuse_detector = false\n'
-        f'[gateway]\nport = {dicom}\nstow_port = {web}\nspool = "spool"\nquarantine = "quarantine"\n'
-        f"[gateway.upstream]\nport = {orthanc.dicom_port}\n"
+    config = gateway_config(
+        tmp_path / "gw.toml",
+        captures.ca,
+        upstream={"port": orthanc.dicom_port},
+        port=dicom,
+        stow_port=web,
+        spool="spool",
+        quarantine="quarantine",
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("RADPROOF_")}
     process = subprocess.Popen([sys.executable, "-m", "radproof", "gateway", "--config", str(config)], env=env,
