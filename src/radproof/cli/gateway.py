@@ -15,6 +15,7 @@ from radproof.cli._common import Exit, console, print_json_line, shown
 if TYPE_CHECKING:
     import uvicorn
 
+    from radproof.config import Settings
     from radproof.gateway.server import Gateway
 
 gateway_app = typer.Typer(
@@ -30,7 +31,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(gateway_app, name="gateway")
 
 
-def _settings(config: Path | None):  # type: ignore[no-untyped-def]
+def _settings(config: Path | None) -> Settings:
     from radproof.config import load_settings
 
     return load_settings(config)
